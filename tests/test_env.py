@@ -1,0 +1,64 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import llmcourse
+from llmcourse.env import get_device, offline_assets, seed_everything
+
+
+def test_get_device_is_cpu_here(monkeypatch):
+    monkeypatch.delenv("LLMCOURSE_DEVICE", raising=False)
+    if not torch.cuda.is_available():
+        assert get_device().type in ("cpu", "mps")
+    assert get_device("cpu") == torch.device("cpu")
+    assert get_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_env_override(monkeypatch):
+    monkeypatch.setenv("LLMCOURSE_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+    monkeypatch.setenv("LLMCOURSE_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="LLMCOURSE_DEVICE"):
+        get_device()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_explicit_device_raises():
+    with pytest.raises(ValueError, match="not available"):
+        get_device("cuda")
+
+
+def test_bad_device_values():
+    with pytest.raises(ValueError, match="expected one of"):
+        get_device("gpu0")
+    with pytest.raises(TypeError, match="prefer"):
+        get_device(3)
+
+
+def test_seed_everything_reproduces():
+    seed_everything(123)
+    a = (random.random(), np.random.rand(), torch.rand(3))
+    seed_everything(123)
+    b = (random.random(), np.random.rand(), torch.rand(3))
+    assert a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
+    with pytest.raises(TypeError, match="seed"):
+        seed_everything(1.5)
+    with pytest.raises(ValueError, match="seed"):
+        seed_everything(-1)
+
+
+def test_env_report_one_line(monkeypatch):
+    monkeypatch.setenv("LLMCOURSE_PROFILE", "ci")
+    line = llmcourse.env_report()
+    assert "\n" not in line
+    for part in ("torch", "transformers", "device", "profile ci", "offline assets"):
+        assert part in line
+    assert set(offline_assets()) == {"minilm", "cl100k"}
+
+
+def test_setup_returns_device_and_profile(monkeypatch):
+    monkeypatch.setenv("LLMCOURSE_PROFILE", "cpu")
+    device, prof = llmcourse.setup(seed=1)
+    assert isinstance(device, torch.device) and prof.name == "cpu"
