@@ -9,7 +9,8 @@ Every chapter's exercises use the same pattern::
 
 A checker never raises on a wrong answer: it explains the first failing case (input, what was
 expected, what came back) and returns ``False``. Chapters add their own checkers with
-:func:`run_checks`.
+:func:`run_checks`, each in a module of its own
+(``llmcourse.exercises.<topic>``).
 """
 
 from __future__ import annotations
