@@ -1,0 +1,408 @@
+"""What a training run costs: parameters, FLOPs, memory per GPU, GPU-hours, dollars.
+
+Pure Python (torch is imported only by :func:`saved_activation_bytes`, the one measured
+helper). Every formula cites where it comes from:
+
+* Parameter counts: GPT-2 (Radford et al. 2019) and Llama 2 (Touvron et al. 2023), counted
+  weight by weight; checked against the published 124,439,808 (GPT-2 small) and 6.74e9
+  (Llama-2-7B).
+* Training FLOPs: ``6·N·D`` (Kaplan et al. 2020, "Scaling Laws for Neural Language Models",
+  §2.1) plus the attention term ``12·L·d·T`` per token of PaLM (Chowdhery et al. 2022,
+  appendix B), i.e. ``6·L·T·d`` forward+backward for ``QK^T`` and ``6·L·T·d`` for ``AV``.
+* Compute-optimal tokens: about 20 tokens per parameter (Hoffmann et al. 2022, "Training
+  Compute-Optimal Large Language Models", "Chinchilla", table 3).
+* Model-state memory: mixed-precision Adam keeps ``2 + 2 + K`` bytes per parameter with
+  ``K = 12`` (fp32 master weights, momentum, variance), and ZeRO stages 1/2/3 shard the
+  optimizer states / also the gradients / also the weights over the data-parallel GPUs
+  (Rajbhandari et al. 2020, "ZeRO: Memory Optimizations Toward Training Trillion Parameter
+  Models", §3 and figure 1).
+* Activation memory per transformer layer: ``s·b·h·(34 + 5·a·s/h)`` bytes with 16-bit
+  activations, ``34·s·b·h`` with selective recomputation, ``2·s·b·h`` with full recomputation
+  (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models",
+  §4, equations 1 and 2 with no tensor or sequence parallelism).
+* GPU peaks: :mod:`llmcourse.hardware` (the same table the training engine's MFU uses).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from numbers import Real
+
+from llmcourse.hardware import GPU_SPECS, gpu_key, peak_flops
+
+__all__ = [
+    "ARCHITECTURES",
+    "CHINCHILLA_TOKENS_PER_PARAM",
+    "GPU_PRICES_USD",
+    "OPTIMIZERS",
+    "PRESETS",
+    "RECOMPUTE",
+    "TRAINING_PRECISIONS",
+    "activation_bytes_per_layer",
+    "bytes_per_param",
+    "chinchilla_tokens",
+    "count_params",
+    "fits",
+    "gpu_hours",
+    "implied_mfu",
+    "saved_activation_bytes",
+    "training_cost",
+    "training_flops",
+    "training_memory",
+    "training_time",
+]
+
+ARCHITECTURES = ("gpt2", "llama")
+TRAINING_PRECISIONS = ("mixed", "fp32", "bf16")
+OPTIMIZERS = ("adamw", "sgd")
+RECOMPUTE = ("none", "selective", "full")
+CHINCHILLA_TOKENS_PER_PARAM = 20
+
+# Shapes of published models, for count_params(**PRESETS[name]) and the calculator.
+PRESETS: dict[str, dict] = {
+    "GPT-2 124M": dict(arch="gpt2", vocab_size=50257, n_layer=12, d_model=768, n_heads=12,
+                       max_seq_len=1024),
+    "GPT-2 1.5B": dict(arch="gpt2", vocab_size=50257, n_layer=48, d_model=1600, n_heads=25,
+                       max_seq_len=1024),
+    "Llama-2-7B": dict(arch="llama", vocab_size=32000, n_layer=32, d_model=4096, n_heads=32,
+                       d_ff=11008),
+    "Llama-2-13B": dict(arch="llama", vocab_size=32000, n_layer=40, d_model=5120, n_heads=40,
+                        d_ff=13824),
+    "Llama-2-70B": dict(arch="llama", vocab_size=32000, n_layer=80, d_model=8192, n_heads=64,
+                        n_kv_heads=8, d_ff=28672),
+}
+
+# Illustrative on-demand cloud prices in USD per GPU-hour. Prices change monthly and differ
+# by provider, commitment and region: pass your own ``usd_per_gpu_hour`` for a real plan.
+# A100 80GB and H100 SXM: midpoints of the "typical on-demand range" ($1.49–2.49 and
+# $2.49–3.99) in "H100 vs A100 Cloud Pricing" (pricegpu.pages.dev, early 2026); H100 PCIe and
+# H200 placed below/above the H100 SXM accordingly; T4 and L4: Google Cloud GPU list prices
+# (us-central1, GPU only, 2024–2025) rounded.
+GPU_PRICES_USD: dict[str, float] = {
+    "T4": 0.35, "L4": 0.70, "A100": 2.00, "H100-SXM": 3.20, "H100-PCIe": 2.60, "H200": 3.80,
+}
+
+_GB = 1e9
+
+
+# ----------------------------------------------------------------------------- validation
+def _check_real(name: str, value, *, positive: bool = True, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive and (v < 0 or (v == 0 and not allow_zero)):
+        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, "
+                         f"got {value!r}")
+    return v
+
+
+def _check_int(name: str, value, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------- parameters
+def count_params(*, arch: str = "gpt2", vocab_size: int, n_layer: int, d_model: int,
+                 n_heads: int, n_kv_heads: int | None = None, d_ff: int | None = None,
+                 max_seq_len: int = 1024, tied: bool | None = None,
+                 bias: bool | None = None) -> int:
+    """Number of trainable parameters of a decoder-only transformer, counted weight by weight.
+
+    ``arch="gpt2"`` (Radford et al. 2019): learned position embeddings (``max_seq_len × d``),
+    LayerNorms with bias, biases in every Linear, GELU MLP of width ``d_ff`` (default ``4d``),
+    output head tied to the token embedding. Per layer ``4d² + 2·d·d_ff`` weights plus biases
+    and norms; GPT-2 small gives exactly 124,439,808.
+
+    ``arch="llama"`` (Touvron et al. 2023): rotary positions (no position weights), RMSNorm
+    (``d`` weights, no bias), no biases, grouped-query attention (``n_kv_heads`` key/value
+    heads, default ``n_heads``), SwiGLU MLP with three ``d × d_ff`` matrices (``d_ff`` is
+    required), untied output head. Llama-2-7B gives 6,738,415,616 ≈ 6.74e9.
+
+    ``tied``/``bias`` override the architecture's default.
+
+    >>> count_params(**PRESETS["GPT-2 124M"])
+    124439808
+    """
+    _check_choice("arch", arch, ARCHITECTURES)
+    V = _check_int("vocab_size", vocab_size)
+    L = _check_int("n_layer", n_layer)
+    d = _check_int("d_model", d_model)
+    H = _check_int("n_heads", n_heads)
+    if d % H:
+        raise ValueError(f"d_model ({d}) must be divisible by n_heads ({H})")
+    kv = H if n_kv_heads is None else _check_int("n_kv_heads", n_kv_heads)
+    if H % kv:
+        raise ValueError(f"n_heads ({H}) must be a multiple of n_kv_heads ({kv})")
+    llama = arch == "llama"
+    if d_ff is None:
+        if llama:
+            raise ValueError("d_ff is required for arch='llama' (e.g. 11008 for Llama-2-7B)")
+        d_ff = 4 * d
+    F = _check_int("d_ff", d_ff)
+    P = _check_int("max_seq_len", max_seq_len)
+    tied = (not llama) if tied is None else tied
+    bias = (not llama) if bias is None else bias
+    if not isinstance(tied, bool) or not isinstance(bias, bool):
+        raise TypeError("tied and bias must be bools or None")
+
+    head_dim = d // H
+    kv_dim = kv * head_dim
+    norm = 2 * d if (bias and not llama) else d  # LayerNorm (weight + bias) or RMSNorm
+    attn = d * d + 2 * d * kv_dim + d * d  # q, k, v, output projection
+    attn += (d + 2 * kv_dim + d) if bias else 0
+    if llama:  # SwiGLU: gate and up (d → F), down (F → d)
+        mlp = 3 * d * F + ((2 * F + d) if bias else 0)
+    else:  # GELU: up (d → F), down (F → d)
+        mlp = 2 * d * F + ((F + d) if bias else 0)
+    per_layer = attn + mlp + 2 * norm
+    embeddings = V * d + (0 if llama else P * d)
+    head = 0 if tied else V * d
+    return embeddings + L * per_layer + norm + head
+
+
+# ----------------------------------------------------------------------------- compute
+def training_flops(n_params: float, n_tokens: float, *, seq_len: int | None = None,
+                   n_layer: int | None = None, d_model: int | None = None) -> float:
+    """Training FLOPs (forward + backward) for ``n_params`` parameters on ``n_tokens`` tokens.
+
+    ``6·N·D`` (Kaplan et al. 2020 §2.1: 2 FLOPs per parameter per token forward, 4 backward).
+    When the shape (``seq_len``, ``n_layer``, ``d_model``, all three) is given, adds the
+    attention-score term of PaLM (Chowdhery et al. 2022, appendix B): ``12·L·d·T`` FLOPs per
+    token (``H·Q = d``), i.e. ``6·L·T·d`` for ``QKᵀ`` and ``6·L·T·d`` for the weighted sum of
+    values, counted over the full ``T × T`` matrix (causal kernels skip half in practice; the
+    papers' MFU convention keeps the full count).
+
+    >>> f"{training_flops(6.74e9, 2e12):.3e}"
+    '8.088e+22'
+    """
+    N = _check_real("n_params", n_params)
+    D = _check_real("n_tokens", n_tokens)
+    flops = 6.0 * N * D
+    shape = {"seq_len": seq_len, "n_layer": n_layer, "d_model": d_model}
+    given = [k for k, v in shape.items() if v is not None]
+    if given and len(given) != 3:
+        missing = [k for k in shape if k not in given]
+        raise ValueError(f"give all of seq_len, n_layer, d_model for the attention term "
+                         f"(missing: {', '.join(missing)}), or none of them")
+    if given:
+        T = _check_int("seq_len", seq_len)
+        L = _check_int("n_layer", n_layer)
+        d = _check_int("d_model", d_model)
+        flops += 12.0 * L * d * T * D
+    return flops
+
+
+def chinchilla_tokens(n_params: float) -> float:
+    """Compute-optimal training tokens: 20 per parameter (Hoffmann et al. 2022, table 3)."""
+    return CHINCHILLA_TOKENS_PER_PARAM * _check_real("n_params", n_params)
+
+
+def _check_mfu(mfu) -> float:
+    m = _check_real("mfu", mfu)
+    if not 0 < m <= 1:
+        raise ValueError(f"mfu must be in (0, 1] (a fraction of the peak), got {mfu!r}")
+    return m
+
+
+def gpu_hours(flops: float, *, gpu: str, mfu: float = 0.4, precision: str = "bf16") -> float:
+    """GPU-hours to do ``flops`` at ``mfu`` × the peak of ``gpu`` in ``precision``.
+
+    GPU-hours do not depend on how many GPUs share the work (perfect data-parallel scaling
+    assumed; the MFU absorbs communication losses). Papers report this number.
+    """
+    f = _check_real("flops", flops)
+    m = _check_mfu(mfu)
+    return f / (peak_flops(gpu, precision) * m) / 3600.0
+
+
+def training_time(flops: float, *, gpu: str, n_gpus: int = 1, mfu: float = 0.4,
+                  precision: str = "bf16") -> float:
+    """Wall-clock **hours** to do ``flops`` on ``n_gpus`` GPUs of kind ``gpu``.
+
+    ``training_time(...) × n_gpus == gpu_hours(...)``: with ``n_gpus=1`` the two are equal.
+    ``mfu`` is the model FLOPs utilisation, the achieved fraction of the dense peak
+    (:func:`llmcourse.hardware.peak_flops`); 0.3–0.5 is typical of well-tuned large runs.
+    """
+    n = _check_int("n_gpus", n_gpus)
+    return gpu_hours(flops, gpu=gpu, mfu=mfu, precision=precision) / n
+
+
+def implied_mfu(flops: float, reported_gpu_hours: float, *, gpu: str,
+                precision: str = "bf16") -> float:
+    """The MFU that a published GPU-hour figure implies: ``flops / (hours·3600·peak)``."""
+    f = _check_real("flops", flops)
+    h = _check_real("reported_gpu_hours", reported_gpu_hours)
+    return f / (h * 3600.0 * peak_flops(gpu, precision))
+
+
+def training_cost(flops: float, *, gpu: str, mfu: float = 0.4, precision: str = "bf16",
+                  usd_per_gpu_hour: float | None = None) -> float:
+    """Dollars: :func:`gpu_hours` × a price per GPU-hour (default :data:`GPU_PRICES_USD`)."""
+    key = gpu_key(gpu)
+    price = GPU_PRICES_USD[key] if usd_per_gpu_hour is None else _check_real(
+        "usd_per_gpu_hour", usd_per_gpu_hour)
+    return gpu_hours(flops, gpu=key, mfu=mfu, precision=precision) * price
+
+
+# ----------------------------------------------------------------------------- memory
+def bytes_per_param(precision: str = "mixed", optimizer: str = "adamw") -> dict[str, int]:
+    """Bytes per parameter of weights, gradients and optimizer states.
+
+    * ``"mixed"`` (Micikevicius et al. 2018; ZeRO §3): 16-bit weights (2) and gradients (2);
+      the optimizer keeps fp32 master weights (4) plus its states: Adam(W) momentum and
+      variance (4 + 4), so ``K = 12`` and 16 bytes in all; SGD with momentum ``K = 8``.
+    * ``"fp32"``: 4 + 4, Adam states 8 (16 in all); SGD momentum 4.
+    * ``"bf16"``: everything in bf16 with no master copy (2 + 2, Adam 4): cheaper, and the
+      rounding of small updates hurts — large runs use ``"mixed"``.
+    """
+    _check_choice("precision", precision, TRAINING_PRECISIONS)
+    _check_choice("optimizer", optimizer, OPTIMIZERS)
+    if precision == "mixed":
+        w, g, master = 2, 2, 4
+        state = 4
+    elif precision == "fp32":
+        w, g, master, state = 4, 4, 0, 4
+    else:
+        w, g, master, state = 2, 2, 0, 2
+    n_states = 2 if optimizer == "adamw" else 1
+    return {"weights": w, "grads": g, "optimizer": master + n_states * state}
+
+
+def activation_bytes_per_layer(*, seq_len: int, micro_batch: int, d_model: int, n_heads: int,
+                               recompute: str = "none") -> float:
+    """Activation bytes one transformer layer keeps for backward (Korthikanti et al. 2022 §4).
+
+    With 16-bit activations and 1-byte dropout masks, no tensor/sequence parallelism:
+
+    * ``"none"``: ``s·b·h·(34 + 5·a·s/h)`` — 34·sbh for the linear layers, norms, GELU and
+      dropouts, ``5·a·s²·b`` for the attention scores, softmax and its dropout;
+    * ``"selective"``: ``34·s·b·h`` — the attention-score part is recomputed (FlashAttention
+      does the same by design);
+    * ``"full"``: ``2·s·b·h`` — only the layer's input; everything else is recomputed.
+    """
+    s = _check_int("seq_len", seq_len)
+    b = _check_int("micro_batch", micro_batch)
+    h = _check_int("d_model", d_model)
+    a = _check_int("n_heads", n_heads)
+    _check_choice("recompute", recompute, RECOMPUTE)
+    sbh = float(s) * b * h
+    if recompute == "none":
+        return sbh * (34 + 5 * a * s / h)
+    if recompute == "selective":
+        return 34 * sbh
+    return 2 * sbh
+
+
+def training_memory(n_params: float, *, precision: str = "mixed", optimizer: str = "adamw",
+                    zero_stage: int = 0, n_gpus: int = 1, activations: bool = True,
+                    seq_len: int | None = None, micro_batch: int | None = None,
+                    n_layer: int | None = None, d_model: int | None = None,
+                    n_heads: int | None = None, recompute: str = "none") -> dict[str, float]:
+    """Training memory **per GPU** in bytes: ``weights``, ``grads``, ``optimizer``,
+    ``activations`` and their ``total``.
+
+    Model states follow :func:`bytes_per_param` (16 bytes/parameter for mixed-precision AdamW).
+    ZeRO data parallelism over ``n_gpus`` (Rajbhandari et al. 2020): stage 1 shards the
+    optimizer states, stage 2 also the gradients, stage 3 also the weights (PyTorch FSDP's
+    ``FULL_SHARD`` is stage 3). Stage 0 is plain data parallelism: every GPU holds everything.
+
+    Activations (per GPU, never sharded by ZeRO: each GPU processes its own ``micro_batch``)
+    follow :func:`activation_bytes_per_layer` × ``n_layer``; they need ``seq_len``,
+    ``micro_batch``, ``n_layer``, ``d_model`` and ``n_heads``, or ``activations=False``.
+    Not counted: temporary buffers, the logits of the output layer, fragmentation, the CUDA
+    context (~0.5–1 GB) — plan for 10–20 % more.
+
+    >>> m = training_memory(7.5e9, zero_stage=1, n_gpus=64, activations=False)
+    >>> round(m["total"] / 1e9, 1)
+    31.4
+    """
+    N = _check_real("n_params", n_params)
+    if isinstance(zero_stage, bool) or zero_stage not in (0, 1, 2, 3):
+        raise ValueError(f"zero_stage must be one of 0, 1, 2, 3, got {zero_stage!r}")
+    n = _check_int("n_gpus", n_gpus)
+    if not isinstance(activations, bool):
+        raise TypeError(f"activations must be a bool, got {type(activations).__name__}")
+    bpp = bytes_per_param(precision, optimizer)
+    out = {
+        "weights": N * bpp["weights"] / (n if zero_stage >= 3 else 1),
+        "grads": N * bpp["grads"] / (n if zero_stage >= 2 else 1),
+        "optimizer": N * bpp["optimizer"] / (n if zero_stage >= 1 else 1),
+        "activations": 0.0,
+    }
+    _check_choice("recompute", recompute, RECOMPUTE)
+    if activations:
+        shape = {"seq_len": seq_len, "micro_batch": micro_batch, "n_layer": n_layer,
+                 "d_model": d_model, "n_heads": n_heads}
+        missing = [k for k, v in shape.items() if v is None]
+        if missing:
+            raise ValueError(f"activations=True needs {', '.join(missing)} "
+                             f"(or pass activations=False for model states only)")
+        L = _check_int("n_layer", n_layer)
+        per_layer = activation_bytes_per_layer(seq_len=seq_len, micro_batch=micro_batch,
+                                               d_model=d_model, n_heads=n_heads,
+                                               recompute=recompute)
+        scale = 2 if precision == "fp32" else 1  # the paper counts 16-bit activations
+        out["activations"] = L * per_layer * scale
+    out["total"] = out["weights"] + out["grads"] + out["optimizer"] + out["activations"]
+    return out
+
+
+def fits(memory: Mapping[str, float], gpu: str) -> bool:
+    """Whether a :func:`training_memory` result fits the memory of one ``gpu``."""
+    return memory["total"] <= GPU_SPECS[gpu_key(gpu)]["memory_gb"] * _GB
+
+
+# ----------------------------------------------------------------------------- measured
+def saved_activation_bytes(model, idx, targets, *, checkpoint: bool = False) -> int:
+    """Bytes of the tensors autograd saves for backward in one forward pass of our GPT.
+
+    Measured exactly with :func:`torch.autograd.graph.saved_tensors_hooks`: every tensor
+    saved for backward passes through the hook; we count each storage once (a tensor saved
+    by two ops is one buffer) and leave out the parameters (they exist anyway). With
+    ``checkpoint=True`` every block runs under :func:`torch.utils.checkpoint.checkpoint`
+    (``use_reentrant=True``: the block's forward runs without autograd and only its input is
+    saved; backward re-runs it). Returns the bytes; also runs backward so the graph is freed.
+    """
+    import torch
+    from torch.utils.checkpoint import checkpoint as ckpt
+
+    from llmcourse.model import GPT
+
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be an llmcourse.model.GPT, got {type(model).__name__}")
+    param_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in param_storages:
+            seen[ptr] = max(seen.get(ptr, 0), t.untyped_storage().nbytes())
+        return t
+
+    tr = model.transformer
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model._check_idx(idx)
+        pos = torch.arange(idx.size(1), device=idx.device)
+        x = tr.drop(tr.wte(idx) + tr.wpe(pos))
+        for block in tr.h:
+            if checkpoint:
+                x = ckpt(lambda inp, blk=block: blk(inp)[0], x, use_reentrant=True)
+            else:
+                x = block(x)[0]
+        logits = model.lm_head(tr.ln_f(x))
+        loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)),
+                                                 targets.reshape(-1))
+    loss.backward()
+    return int(sum(seen.values()))
