@@ -1,0 +1,241 @@
+"""Scaled dot-product attention and multi-head attention, written out so every step is visible.
+
+Conventions follow PyTorch's ``torch.nn.functional.scaled_dot_product_attention``:
+
+* ``q`` is ``(..., T, D)``, ``k`` is ``(..., S, D)``, ``v`` is ``(..., S, Dv)``; the output is
+  ``(..., T, Dv)`` and the weights ``(..., T, S)``;
+* a boolean ``mask`` has ``True`` where a query **may** attend to a key (torch's SDPA convention —
+  the opposite of ``nn.MultiheadAttention``'s ``attn_mask``, where ``True`` means *blocked*);
+  a float ``mask`` is added to the scores;
+* ``is_causal=True`` lets query ``i`` see keys ``0..i`` (top-left aligned, as in torch).
+
+Unlike torch, a query whose every key is masked gets all-zero weights and a zero output instead of
+``NaN`` (padding queries are common and their rows are simply ignored).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+__all__ = [
+    "MultiHeadAttention",
+    "causal_mask",
+    "merge_heads",
+    "padding_mask",
+    "scaled_dot_product_attention",
+    "split_heads",
+]
+
+
+def _shape(x: torch.Tensor) -> tuple:
+    return tuple(x.shape)
+
+
+def causal_mask(T: int, S: int | None = None, *, device: torch.device | str | None = None
+                ) -> torch.Tensor:
+    """Boolean ``(T, S)`` mask, ``True`` on and below the diagonal: query ``i`` sees keys ``0..i``.
+
+    >>> causal_mask(3).int().tolist()
+    [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+    """
+    S = T if S is None else S
+    for name, n in (("T", T), ("S", S)):
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise ValueError(f"{name} must be a positive int, got {n!r}")
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril()
+
+
+def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Turn a Hugging Face style ``attention_mask`` ``(B, S)`` (1 = real token, 0 = padding) into
+    a boolean mask ``(B, 1, 1, S)`` that broadcasts over heads and queries (``True`` = may attend).
+    """
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(f"attention_mask must be a tensor, got {type(attention_mask).__name__}")
+    if attention_mask.dim() != 2:
+        raise ValueError(
+            f"attention_mask must have shape (batch, seq_len), got {_shape(attention_mask)}")
+    return attention_mask.bool()[:, None, None, :]
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    dropout_p: float = 0.0,
+    *,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``softmax(q kᵀ / √D + mask) v``, returning ``(out, weights)``.
+
+    Args:
+        q: queries ``(..., T, D)``.
+        k: keys ``(..., S, D)``.
+        v: values ``(..., S, Dv)``.
+        mask: boolean (``True`` = may attend) or float (added to the scores), broadcastable to
+            ``(..., T, S)``.
+        is_causal: also apply :func:`causal_mask` (combined with ``mask`` if both are given).
+        dropout_p: dropout on the weights before they multiply ``v`` (the returned weights are
+            the ones *before* dropout, so their rows still sum to 1).
+        scale: multiplier of the scores; default ``1 / √D``.
+
+    Returns:
+        ``out`` ``(..., T, Dv)`` and ``weights`` ``(..., T, S)``; each row of ``weights`` sums to 1
+        (or is all zeros when every key of that query is masked).
+
+    Raises:
+        TypeError: an argument is not a tensor, or a mask has a dtype other than bool/float.
+        ValueError: shapes or dtypes that do not fit together (the message names the shapes).
+    """
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 2:
+            raise ValueError(f"{name} must have at least 2 dims (..., seq_len, dim), got "
+                             f"shape {_shape(x)}")
+        if not x.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k and v must share a dtype, got q {q.dtype} {_shape(q)}, "
+                         f"k {k.dtype} {_shape(k)}, v {v.dtype} {_shape(v)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must have the same last dim D: q {_shape(q)} is (..., T, D), "
+                         f"k {_shape(k)} is (..., S, D)")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same number of keys S: k {_shape(k)} is "
+                         f"(..., S, D), v {_shape(v)} is (..., S, Dv)")
+    try:
+        batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError as err:
+        raise ValueError(f"batch dims of q {_shape(q)}, k {_shape(k)} and v {_shape(v)} do not "
+                         "broadcast") from err
+    if not isinstance(is_causal, bool):
+        raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
+    if not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
+    T, S = q.shape[-2], k.shape[-2]
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+
+    scores = (q @ k.transpose(-2, -1)) * scale  # (..., T, S)
+    allowed = None  # boolean (..., T, S) or None
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(f"mask must be a tensor or None, got {type(mask).__name__}")
+        try:
+            torch.broadcast_shapes(mask.shape, (*batch, T, S))
+        except RuntimeError as err:
+            raise ValueError(f"mask {_shape(mask)} does not broadcast to the scores "
+                             f"{(*batch, T, S)} of q {_shape(q)} and k {_shape(k)}") from err
+        if mask.dtype == torch.bool:
+            allowed = mask
+        elif mask.is_floating_point():
+            if mask.dtype != q.dtype:
+                raise ValueError(f"a float mask must have the dtype of q ({q.dtype}), got "
+                                 f"mask {mask.dtype} {_shape(mask)}, q {_shape(q)}")
+            scores = scores + mask
+        else:
+            raise TypeError(f"mask must be bool (True = may attend) or float, got {mask.dtype}")
+    if is_causal:
+        c = causal_mask(T, S, device=q.device)
+        allowed = c if allowed is None else allowed & c
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    weights = torch.nan_to_num(weights, nan=0.0)  # rows with every key masked: all zeros
+    dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    return dropped @ v, weights
+
+
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """``(B, T, C)`` → ``(B, n_head, T, C // n_head)``: each head gets a slice of the channels."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        raise ValueError(f"x must be a (batch, seq_len, channels) tensor, got "
+                         f"{_shape(x) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head <= 0:
+        raise ValueError(f"n_head must be a positive int, got {n_head!r}")
+    B, T, C = x.shape
+    if C % n_head:
+        raise ValueError(f"channels {C} of x {_shape(x)} are not divisible by n_head {n_head}")
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``(B, n_head, T, hs)`` → ``(B, T, n_head * hs)``: the inverse of :func:`split_heads`."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        raise ValueError(f"x must be a (batch, n_head, seq_len, head_size) tensor, got "
+                         f"{_shape(x) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    B, H, T, hs = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * hs)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention: project, split into heads, attend, merge, project.
+
+    Inputs are batch-first ``(B, T, C)``. ``forward`` returns ``(out, weights)`` with weights
+    ``(B, n_head, T, S)`` — per head, unlike ``nn.MultiheadAttention``, which averages them by
+    default. :meth:`from_torch` copies the weights of an ``nn.MultiheadAttention`` so the two can
+    be compared.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, *, bias: bool = True,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        for name, n in (("embed_dim", embed_dim), ("num_heads", num_heads)):
+            if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+                raise ValueError(f"{name} must be a positive int, got {n!r}")
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads "
+                             f"({num_heads})")
+        if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, float(dropout)
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor | None = None,
+                value: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Self-attention when ``key``/``value`` are omitted; ``mask`` as in
+        :func:`scaled_dot_product_attention` (``True`` = may attend), broadcast over heads."""
+        key = query if key is None else key
+        value = key if value is None else value
+        for name, x in (("query", query), ("key", key), ("value", value)):
+            if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.embed_dim:
+                got = _shape(x) if isinstance(x, torch.Tensor) else type(x).__name__
+                raise ValueError(f"{name} must be (batch, seq_len, {self.embed_dim}), got {got}")
+        q = split_heads(self.q_proj(query), self.num_heads)  # (B, H, T, hs)
+        k = split_heads(self.k_proj(key), self.num_heads)  # (B, H, S, hs)
+        v = split_heads(self.v_proj(value), self.num_heads)  # (B, H, S, hs)
+        if mask is not None and isinstance(mask, torch.Tensor) and mask.dim() == 3:
+            mask = mask[:, None]  # (B, T, S) → (B, 1, T, S): the same mask for every head
+        p = self.dropout if self.training else 0.0
+        y, w = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, dropout_p=p)
+        return self.out_proj(merge_heads(y)), w  # (B, T, C), (B, H, T, S)
+
+    @classmethod
+    def from_torch(cls, mha: nn.MultiheadAttention) -> MultiHeadAttention:
+        """A :class:`MultiHeadAttention` holding a copy of ``mha``'s weights."""
+        if not isinstance(mha, nn.MultiheadAttention):
+            raise TypeError(f"mha must be an nn.MultiheadAttention, got {type(mha).__name__}")
+        if not mha._qkv_same_embed_dim:
+            raise ValueError("mha must have kdim == vdim == embed_dim")
+        bias = mha.in_proj_bias is not None
+        new = cls(mha.embed_dim, mha.num_heads, bias=bias, dropout=mha.dropout)
+        E = mha.embed_dim
+        with torch.no_grad():
+            for i, proj in enumerate((new.q_proj, new.k_proj, new.v_proj)):
+                proj.weight.copy_(mha.in_proj_weight[i * E:(i + 1) * E])
+                if bias:
+                    proj.bias.copy_(mha.in_proj_bias[i * E:(i + 1) * E])
+            new.out_proj.weight.copy_(mha.out_proj.weight)
+            if bias:
+                new.out_proj.bias.copy_(mha.out_proj.bias)
+        return new
