@@ -55,23 +55,36 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
+    def forward(self, x: torch.Tensor, return_attention: bool = False,
+                kv_cache: list[torch.Tensor] | None = None):
+        """``kv_cache``: ``[]`` or ``[k, v]`` of earlier tokens; updated in place to include x's."""
         B, T, C = x.shape  # batch, time, channels
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 × (B, T, C)
         hs = C // self.n_head
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        past = 0
+        if kv_cache:  # New: keys/values of earlier tokens, computed once and reused
+            past = kv_cache[0].size(2)
+            k = torch.cat([kv_cache[0], k], dim=2)  # (B, nh, past + T, hs)
+            v = torch.cat([kv_cache[1], v], dim=2)  # (B, nh, past + T, hs)
         att = None
         if return_attention:  # explicit path: the weights are what the widgets show
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, T)
-            causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, past + T)
+            causal = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
             att = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
             y = self.attn_dropout(att) @ v  # (B, nh, T, hs)
         else:  # fused kernel (flash / memory-efficient attention on GPUs)
-            y = F.scaled_dot_product_attention(
-                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+            p = self.dropout if self.training else 0.0
+            if past == 0 or T == 1:  # plain causal, or one new token that sees everything
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=past == 0, dropout_p=p)
+            else:  # several new tokens after a cache: token i sees past + i + 1 keys
+                causal = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal, dropout_p=p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # merge heads: (B, T, C)
+        if kv_cache is not None:
+            kv_cache[:] = [k, v]  # (B, nh, past + T, hs) each
         return self.resid_dropout(self.c_proj(y)), att
 
 
@@ -97,8 +110,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
-        a, att = self.attn(self.ln_1(x), return_attention)
+    def forward(self, x: torch.Tensor, return_attention: bool = False, kv_cache=None):
+        a, att = self.attn(self.ln_1(x), return_attention, kv_cache)
         x = x + a  # (B, T, C)
         x = x + self.mlp(self.ln_2(x))  # (B, T, C)
         return x, att
@@ -207,3 +220,231 @@ class GPT(nn.Module):
         if return_attentions:
             return logits, loss, tuple(attentions)
         return logits, loss
+
+    # ----------------------------------------------------------------------------------------
+    # Generation, with and without a KV cache
+    # ----------------------------------------------------------------------------------------
+
+    def _forward_cached(self, idx: torch.Tensor, cache: list[list[torch.Tensor]]) -> torch.Tensor:
+        """Run ``idx`` (B, T) after the tokens already in ``cache``; return the last logits.
+
+        ``cache`` holds one ``[k, v]`` per layer (empty lists to start) and is extended in place.
+        """
+        past = cache[0][0].size(2) if cache[0] else 0
+        B, T = idx.shape
+        if past + T > self.config.block_size:  # guarded by generate(); never wrong positions
+            raise ValueError(f"cache of {past} + {T} new tokens exceeds block_size "
+                             f"{self.config.block_size}")
+        pos = torch.arange(past, past + T, device=idx.device)  # (T,) positions after the cache
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for block, layer_cache in zip(self.transformer.h, cache):
+            x, _ = block(x, kv_cache=layer_cache)  # (B, T, C)
+        x = self.transformer.ln_f(x[:, -1:, :])  # only the last position is needed: (B, 1, C)
+        return self.lm_head(x)[:, -1, :]  # (B, vocab)
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T); return (B, T + new).
+
+        ``temperature=0`` is greedy decoding (argmax); otherwise tokens are sampled from
+        :func:`next_token_probs` (temperature, then top-k, then top-p) with ``generator``.
+        The model runs in eval mode (no dropout) and is put back in its previous mode.
+
+        With ``use_cache=True`` each step feeds only the newest token and reuses the keys and
+        values of the earlier ones, giving the same tokens as recomputing everything
+        (``use_cache=False``). The model sees at most ``block_size`` tokens: once the sequence
+        is longer, the context is cropped to its last ``block_size`` tokens (a sliding window)
+        and, since every position then shifts, the cache is rebuilt from that window each step.
+        """
+        self._check_idx(idx)
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
+                or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        _check_sampling(temperature, top_k, top_p)
+        if not isinstance(use_cache, bool):
+            raise TypeError(f"use_cache must be a bool, got {type(use_cache).__name__}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        was_training = self.training
+        self.eval()
+        try:
+            idx = idx.long()
+            bs = self.config.block_size
+            cache = None
+            for _ in range(max_new_tokens):
+                if not use_cache:
+                    logits = self(idx[:, -bs:])[0][:, -1, :]  # recompute everything: (B, vocab)
+                elif cache is None or idx.size(1) > bs:  # first step, or the window slid
+                    cache = [[] for _ in self.transformer.h]
+                    logits = self._forward_cached(idx[:, -bs:], cache)
+                else:  # only the newest token goes through the network
+                    logits = self._forward_cached(idx[:, -1:], cache)
+                probs = next_token_probs(logits, temperature, top_k, top_p)  # (B, vocab)
+                if temperature == 0:
+                    nxt = probs.argmax(dim=-1, keepdim=True)  # (B, 1)
+                else:
+                    nxt = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+                idx = torch.cat([idx, nxt], dim=1)
+        finally:
+            self.train(was_training)
+        return idx
+
+    # ----------------------------------------------------------------------------------------
+    # Hugging Face GPT-2 interoperability
+    # ----------------------------------------------------------------------------------------
+
+    def to_hf(self):
+        """Return an equivalent ``transformers.GPT2LMHeadModel`` (same logits, to ~1e-6).
+
+        ``save_pretrained`` / ``AutoModelForCausalLM.from_pretrained`` then work on our weights.
+        HF's GPT-2 stores linear layers as ``Conv1D`` with the weight transposed
+        (``(in, out)`` instead of ``nn.Linear``'s ``(out, in)``). GPT-2 always has biases: a
+        ``bias=False`` model is exported with zero biases, which computes the same function.
+        """
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        cfg = self.config
+        hf_cfg = GPT2Config(
+            vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd,
+            n_layer=cfg.n_layer, n_head=cfg.n_head, n_inner=4 * cfg.n_embd,
+            activation_function="gelu_new", layer_norm_epsilon=1e-5,
+            resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
+            tie_word_embeddings=True, bos_token_id=None, eos_token_id=None)
+        hf = GPT2LMHeadModel(hf_cfg)
+        ours = self.state_dict()
+        new = {}
+        for name, tensor in hf.state_dict().items():
+            key = name  # our parameter names are HF's names
+            if key in ours:
+                value = ours[key]
+                if any(key.endswith(w) for w in _CONV1D_WEIGHTS):
+                    value = value.t()  # nn.Linear (out, in) -> Conv1D (in, out)
+            elif key.endswith(".bias"):
+                value = torch.zeros_like(tensor)  # bias=False: a zero bias changes nothing
+            else:
+                raise RuntimeError(f"no weight of ours maps onto HF's {name}")  # pragma: no cover
+            if value.shape != tensor.shape:  # pragma: no cover - guarded by the config above
+                raise RuntimeError(f"shape mismatch for {name}: {value.shape} vs {tensor.shape}")
+            new[name] = value.detach().clone()
+        hf.load_state_dict(new, strict=True)
+        hf.tie_weights()
+        return hf.to(self.lm_head.weight.device).train(self.training)
+
+    @classmethod
+    def from_hf(cls, model) -> GPT:
+        """Build a GPT from a Hugging Face ``GPT2LMHeadModel`` (the inverse of :meth:`to_hf`).
+
+        Raises ``ValueError`` for GPT-2 variants our model does not implement (another
+        activation, inner size or LayerNorm epsilon, untied head, scaled attention options).
+        """
+        hf_cfg = getattr(model, "config", None)
+        if getattr(hf_cfg, "model_type", None) != "gpt2" or not hasattr(model, "lm_head"):
+            raise TypeError(f"model must be a transformers GPT2LMHeadModel, got "
+                            f"{type(model).__name__}")
+        checks = {
+            "activation_function": (hf_cfg.activation_function in ("gelu_new", "gelu_pytorch_tanh"),
+                                    "'gelu_new'"),
+            "n_inner": (hf_cfg.n_inner in (None, 4 * hf_cfg.n_embd), "None or 4 * n_embd"),
+            "layer_norm_epsilon": (hf_cfg.layer_norm_epsilon == 1e-5, "1e-5"),
+            "scale_attn_weights": (getattr(hf_cfg, "scale_attn_weights", True), "True"),
+            "scale_attn_by_inverse_layer_idx": (
+                not getattr(hf_cfg, "scale_attn_by_inverse_layer_idx", False), "False"),
+            "reorder_and_upcast_attn": (
+                not getattr(hf_cfg, "reorder_and_upcast_attn", False), "False"),
+        }
+        for field_name, (ok, expected) in checks.items():
+            if not ok:
+                raise ValueError(f"model.config.{field_name}={getattr(hf_cfg, field_name)!r} is "
+                                 f"not supported; expected {expected}")
+        hf_sd = model.state_dict()
+        wte = hf_sd["transformer.wte.weight"]
+        if "lm_head.weight" in hf_sd and not torch.equal(hf_sd["lm_head.weight"], wte):
+            raise ValueError("model.lm_head is not tied to the token embeddings; "
+                             "GPT ties them (tie_word_embeddings=True)")
+        config = GPTConfig(vocab_size=hf_cfg.vocab_size, block_size=hf_cfg.n_positions,
+                           n_layer=hf_cfg.n_layer, n_head=hf_cfg.n_head, n_embd=hf_cfg.n_embd,
+                           dropout=float(hf_cfg.resid_pdrop), bias=True)
+        gpt = cls(config)
+        new = {}
+        for key, tensor in gpt.state_dict().items():
+            value = hf_sd[key]  # our names are HF's names (lm_head.weight is tied to wte)
+            if any(key.endswith(w) for w in _CONV1D_WEIGHTS):
+                value = value.t()  # Conv1D (in, out) -> nn.Linear (out, in)
+            new[key] = value.detach().clone().to(tensor.dtype)
+        gpt.load_state_dict(new, strict=True)
+        return gpt.to(wte.device).train(model.training)
+
+
+_CONV1D_WEIGHTS = ("c_attn.weight", "c_proj.weight", "c_fc.weight")
+
+# The GPT-2 family (Radford et al., 2019): vocabulary 50257, context 1024.
+GPT2_SIZES = {
+    "gpt2": dict(n_layer=12, n_head=12, n_embd=768),  # 124M
+    "gpt2-medium": dict(n_layer=24, n_head=16, n_embd=1024),  # 350M
+    "gpt2-large": dict(n_layer=36, n_head=20, n_embd=1280),  # 774M
+    "gpt2-xl": dict(n_layer=48, n_head=25, n_embd=1600),  # 1558M
+}
+
+
+def gpt2_config(name: str) -> GPTConfig:
+    """The :class:`GPTConfig` of a GPT-2 model: ``"gpt2"``, ``"gpt2-medium"``, ``-large``, ``-xl``."""
+    if name not in GPT2_SIZES:
+        raise ValueError(f"name must be one of {', '.join(GPT2_SIZES)}, got {name!r}")
+    return GPTConfig(vocab_size=50257, block_size=1024, **GPT2_SIZES[name])
+
+
+def param_count(config: GPTConfig) -> int:
+    """Parameters of ``GPT(config)`` by formula (tied head counted once), without building it.
+
+    Embeddings ``V·C + T·C``; per block ``12·C² + 13·C`` with biases (``12·C² + 2·C`` without:
+    attention ``4·C²``, MLP ``8·C²``, LayerNorms, biases); final LayerNorm ``2·C`` (``C``).
+    """
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+    V, T, L, C = config.vocab_size, config.block_size, config.n_layer, config.n_embd
+    per_block = 12 * C * C + (13 * C if config.bias else 2 * C)
+    return V * C + T * C + L * per_block + (2 * C if config.bias else C)
+
+
+def _check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
+    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float))
+                              or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be None or a number in (0, 1], got {top_p!r}")
+
+
+def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                     top_p: float | None = None) -> torch.Tensor:
+    """The distribution :meth:`GPT.generate` samples the next token from, over the last dim.
+
+    * ``temperature=0``: greedy — all the mass on the argmax;
+    * otherwise ``softmax(logits / temperature)``, then
+    * ``top_k``: keep the ``k`` most likely tokens, renormalise;
+    * ``top_p`` (nucleus): keep the smallest set of most likely tokens whose mass reaches
+      ``top_p``, renormalise.
+    """
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() < 1:
+        raise TypeError("logits must be a floating-point tensor (..., vocab)")
+    _check_sampling(temperature, top_k, top_p)
+    logits = logits.float()
+    if temperature == 0:
+        return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).to(logits.dtype)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (..., 1) k-th largest
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = logits.softmax(dim=-1)
+    if top_p is not None and top_p < 1:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        before = sorted_p.cumsum(dim=-1) - sorted_p  # mass of the more likely tokens
+        drop_sorted = before >= top_p  # already enough mass without this token
+        drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+        probs = probs.masked_fill(drop, 0.0)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs
