@@ -1,0 +1,226 @@
+"""Pretrain a GPT from the command line.
+
+    python -m llmcourse.pretrain --preset ci --out runs/ci              # seconds on a CPU
+    python -m llmcourse.pretrain --preset cpu --out runs/cpu            # a laptop, minutes
+    python -m llmcourse.pretrain --preset gpu --out runs/gpu            # ~10 M params, T4: minutes
+    python -m llmcourse.pretrain --preset gpt2-124m --out runs/124m     # GPT-2 small, a real GPU
+    python -m llmcourse.pretrain --preset cpu --out runs/cpu --resume   # continue where it stopped
+    torchrun --nproc_per_node=4 -m llmcourse.pretrain --preset gpu --out runs/ddp   # DDP
+
+Writes ``OUT/metrics.jsonl``, ``OUT/checkpoints/step_*/``, ``OUT/tokenizer.json``,
+``OUT/data/{train,val}.bin`` (the tokenised corpus, memory-mapped, reused by ``--resume``), and
+at the end ``OUT/model.safetensors`` + ``OUT/config.json`` and ``OUT/hf/`` (a Hugging Face
+``GPT2LMHeadModel`` + tokenizer: ``AutoModelForCausalLM.from_pretrained("OUT/hf")``).
+
+The tokenizer is a byte-level BPE trained on the corpus with Hugging Face ``tokenizers``
+(deterministic, well under a second); the model is :class:`llmcourse.model.GPT`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from llmcourse.packing import (
+    open_token_file,
+    token_stream,
+    tokenize_dataset,
+    train_bpe,
+    write_token_file,
+)
+from llmcourse.train import TrainConfig, Trainer, list_checkpoints, save_weights
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes of one pretraining run."""
+
+    corpus: tuple[str, ...]
+    corpus_chars: int | None
+    vocab_size: int  # BPE vocabulary to train
+    model_vocab: int | None  # pad the embedding to this (None: the tokenizer's size)
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int
+    batch_size: int
+    grad_accum: int
+    max_steps: int
+    lr: float
+    warmup_steps: int
+    eval_every: int
+    eval_iters: int
+    ckpt_every: int
+    log_every: int
+    dropout: float = 0.0
+    precision: str = "auto"
+    compile: bool = False
+
+
+PRESETS: dict[str, Preset] = {
+    "ci": Preset(corpus=("python-reference",), corpus_chars=200_000, vocab_size=512, model_vocab=None,
+                 n_layer=2, n_head=2, n_embd=64, block_size=64, batch_size=16, grad_accum=1,
+                 max_steps=60, lr=3e-3, warmup_steps=10, eval_every=30, eval_iters=4,
+                 ckpt_every=30, log_every=10),
+    "cpu": Preset(corpus=("python-reference",), corpus_chars=None, vocab_size=2048, model_vocab=None,
+                  n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=32, grad_accum=1,
+                  max_steps=1_000, lr=2e-3, warmup_steps=50, eval_every=100, eval_iters=20,
+                  ckpt_every=200, log_every=20),
+    "gpu": Preset(corpus=("python-reference", "python-docstrings"), corpus_chars=None,
+                  vocab_size=8192, model_vocab=None, n_layer=6, n_head=6, n_embd=384,
+                  block_size=256, batch_size=64, grad_accum=1, max_steps=5_000, lr=1e-3,
+                  warmup_steps=200, eval_every=250, eval_iters=50, ckpt_every=1_000,
+                  log_every=50, dropout=0.1, compile=True),
+    "gpt2-124m": Preset(corpus=("python-reference", "python-docstrings"), corpus_chars=None,
+                        vocab_size=50257, model_vocab=50304, n_layer=12, n_head=12, n_embd=768,
+                        block_size=1024, batch_size=16, grad_accum=4, max_steps=5_000, lr=6e-4,
+                        warmup_steps=200, eval_every=500, eval_iters=20, ckpt_every=1_000,
+                        log_every=10, compile=True),
+}
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+        f.write(text)
+    os.replace(f.name, path)
+
+
+def prepare_data(preset: Preset, out: Path):
+    """Train (or reload) the tokenizer and tokenise the corpus into ``out/data/{train,val}.bin``.
+
+    Documents are the corpus's paragraphs; the last 10% of the text is the validation split.
+    Returns ``(tokenizer, train_tokens, val_tokens)`` (the token arrays are memory-mapped).
+    """
+    from tokenizers import Tokenizer
+
+    from llmcourse.data import load_corpus, train_val_split
+
+    tok_path, data = out / "tokenizer.json", out / "data"
+    if tok_path.is_file() and (data / "train.bin").is_file() and (data / "val.bin").is_file():
+        return (Tokenizer.from_file(str(tok_path)), open_token_file(data / "train.bin"),
+                open_token_file(data / "val.bin"))
+    text = "\n\n".join(load_corpus(name) for name in preset.corpus)
+    if preset.corpus_chars is not None:
+        text = text[:preset.corpus_chars]
+    train_text, val_text = train_val_split(text, val_fraction=0.1)
+    tok = train_bpe(train_text, vocab_size=preset.vocab_size)
+    vocab = tok.get_vocab_size()
+    for name, part in (("train", train_text), ("val", val_text)):
+        docs = [d for d in part.split("\n\n") if d.strip()]
+        ids = tokenize_dataset(docs, tok)
+        write_token_file(token_stream(ids), data / f"{name}.bin", vocab_size=max(vocab, 2))
+    _atomic_text(tok_path, tok.to_str())
+    return tok, open_token_file(data / "train.bin"), open_token_file(data / "val.bin")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m llmcourse.pretrain", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="ci", help="run size (default: ci)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--max-steps", type=int, default=None, help="optimiser steps (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model and the data order")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="stop after this step as if interrupted (the schedule still spans --max-steps)")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--compile", dest="compile", action="store_true", default=None)
+    p.add_argument("--no-compile", dest="compile", action="store_false")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the CLI; returns a summary dict (steps, final losses, paths)."""
+    from llmcourse.env import seed_everything
+    from llmcourse.model import GPT, GPTConfig
+    from llmcourse.packing import make_get_batch
+
+    args = build_parser().parse_args(argv)
+    preset = PRESETS[args.preset]
+    if args.max_steps is not None:
+        if args.max_steps <= 0:
+            raise SystemExit(f"--max-steps must be positive, got {args.max_steps}")
+        preset = replace(preset, max_steps=args.max_steps,
+                         warmup_steps=min(preset.warmup_steps, max(1, args.max_steps // 10)),
+                         eval_every=min(preset.eval_every, args.max_steps),
+                         ckpt_every=min(preset.ckpt_every, args.max_steps))
+    if args.stop_at is not None and not 0 < args.stop_at <= preset.max_steps:
+        raise SystemExit(f"--stop-at must be in [1, max_steps={preset.max_steps}], got {args.stop_at}")
+    out = Path(args.out)
+    if not args.resume and list_checkpoints(out):
+        raise SystemExit(f"{out} already holds checkpoints: pass --resume to continue, or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.quiet:
+        import datasets
+
+        datasets.disable_progress_bars()
+    tok, train_tokens, val_tokens = prepare_data(preset, out)
+    vocab = preset.model_vocab or tok.get_vocab_size()
+    seed_everything(args.seed)
+    model_cfg = GPTConfig(vocab_size=vocab, block_size=preset.block_size, n_layer=preset.n_layer,
+                          n_head=preset.n_head, n_embd=preset.n_embd, dropout=preset.dropout)
+    model = GPT(model_cfg)
+    cfg = TrainConfig(
+        max_steps=preset.max_steps, lr=preset.lr, warmup_steps=preset.warmup_steps,
+        grad_accum=preset.grad_accum, precision=args.precision or preset.precision,
+        compile=preset.compile if args.compile is None else args.compile,
+        eval_every=preset.eval_every, eval_iters=preset.eval_iters, log_every=preset.log_every,
+        ckpt_every=preset.ckpt_every, keep_last=2, out_dir=str(out), seed=args.seed,
+        progress=not args.quiet, device=args.device)
+    if cfg.compile and (args.device or ("cuda" if torch.cuda.is_available() else "cpu")) == "cpu":
+        cfg = replace(cfg, compile=False)  # compiling a tiny CPU model costs more than it saves
+    trainer = Trainer(model, cfg, make_get_batch(train_tokens, preset.batch_size, preset.block_size),
+                      val_data=make_get_batch(val_tokens, preset.batch_size, preset.block_size),
+                      resume=args.resume)
+    start = trainer.state.step
+    records = trainer.fit(until=args.stop_at)
+    if args.stop_at is not None and args.stop_at < preset.max_steps and not (
+            trainer.state.last_checkpoint or "").endswith(f"{args.stop_at:06d}"):
+        trainer.save_checkpoint()  # an interruption at a step that was not a checkpoint
+    summary = {"preset": args.preset, "start_step": start, "step": trainer.state.step,
+               "tokens": trainer.state.tokens, "out": str(out),
+               "train_loss": next((r["loss"] for r in reversed(records) if r["kind"] == "train"), None),
+               "val_loss": next((r["val_loss"] for r in reversed(records) if r["kind"] == "eval"), None)}
+    if trainer.dist.is_main and trainer.state.step == preset.max_steps:
+        export(trainer.raw_model, tok, out)
+        summary["model"] = str(out / "model.safetensors")
+    if trainer.dist.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    if not args.quiet and trainer.dist.is_main:
+        print(json.dumps(summary))
+    return summary
+
+
+def export(model, tokenizer, out: Path) -> None:
+    """Write ``model.safetensors`` + ``config.json`` and a Hugging Face copy in ``out/hf``."""
+    save_weights(model, out / "model.safetensors")
+    _atomic_text(out / "config.json", json.dumps(
+        {"model": "llmcourse.model.GPT", "config": model.config.to_dict(),
+         "tokenizer": "tokenizer.json"}, indent=2))
+    from transformers import PreTrainedTokenizerFast
+
+    from llmcourse.packing import EOS
+
+    hf = model.to_hf() if hasattr(model, "to_hf") else None
+    if hf is not None:
+        hf.config.eos_token_id = hf.config.bos_token_id = tokenizer.token_to_id(EOS)
+        hf.save_pretrained(out / "hf")
+        PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, bos_token=EOS,
+                                model_max_length=model.config.block_size).save_pretrained(out / "hf")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])
