@@ -1,0 +1,68 @@
+"""Checkers for chapter 03 (attention): ``check_attention`` and ``check_causal_mask``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.nn import functional as F
+
+from llmcourse.exercises import Case, run_checks
+
+__all__ = ["check_attention", "check_causal_mask"]
+
+
+def _qkv(seed: int, *shape_q: int, S: int | None = None, Dv: int | None = None):
+    g = torch.Generator().manual_seed(seed)
+    *batch, T, D = shape_q
+    S = T if S is None else S
+    Dv = D if Dv is None else Dv
+    return (torch.randn(*batch, T, D, generator=g), torch.randn(*batch, S, D, generator=g),
+            torch.randn(*batch, S, Dv, generator=g))
+
+
+def check_attention(fn: Callable[..., torch.Tensor]) -> bool:
+    """Check ``fn(q, k, v, mask=None) -> out``: scaled dot-product attention over the last two
+    dims, with an optional boolean ``mask`` (``True`` = may attend). Compared with
+    ``torch.nn.functional.scaled_dot_product_attention`` on hidden cases."""
+    one = (torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [1.0, 0.0]]),
+           torch.tensor([[1.0], [3.0]]))
+    cases = [
+        Case(one, torch.tensor([[2.0]]),
+             hint="two keys with equal scores share the weight equally: the output is the mean "
+                  "of the values"),
+        Case(_qkv(0, 3, 4), F.scaled_dot_product_attention(*_qkv(0, 3, 4)),
+             hint="softmax(q @ k.T / sqrt(d_k)) @ v — did you scale by the square root of the "
+                  "key dimension?"),
+        Case(_qkv(1, 2, 5, 8, S=3, Dv=2), F.scaled_dot_product_attention(*_qkv(1, 2, 5, 8, S=3,
+                                                                            Dv=2)),
+             hint="T queries and S keys give a (T, S) score matrix: use k.transpose(-2, -1), "
+                  "and softmax over the last dim (the keys)"),
+    ]
+    q, k, v = _qkv(2, 2, 4, 4)
+    mask = torch.tensor([[True, False, False, False], [True, True, False, False],
+                         [True, False, True, False], [True, True, True, True]])
+    cases.append(Case((q, k, v), F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+                      kwargs=dict(mask=mask),
+                      hint="where mask is False the score must be -inf before the softmax, so "
+                           "its weight is exactly 0"))
+    return run_checks(fn, cases, name="attention", atol=1e-5)
+
+
+def check_causal_mask(fn: Callable[[int], torch.Tensor]) -> bool:
+    """Check ``fn(T) -> (T, T)`` boolean mask with ``True`` where query ``i`` may see key ``j``
+    (``j <= i``)."""
+    # compared as 0/1 int8 tensors (so the report prints them compactly); the dtype is checked
+    cases = [Case((1,), torch.tensor([[1]], dtype=torch.int8))]
+    for T in (3, 5):
+        cases.append(Case((T,), torch.ones(T, T, dtype=torch.int8).tril(),
+                          hint="True on and below the diagonal (a token sees itself and the "
+                               "past), False above it; dtype torch.bool"))
+
+    def strict(T: int):
+        out = fn(T)
+        if isinstance(out, torch.Tensor) and out.dtype != torch.bool:
+            return f"dtype {out.dtype} (expected torch.bool)"
+        return out.to(torch.int8) if isinstance(out, torch.Tensor) else out
+
+    return run_checks(strict, cases, name="causal_mask")

@@ -1,0 +1,617 @@
+"""Attention visualisation that works offline: JupyterLab 4, Colab, VS Code and static HTML.
+
+* :func:`attention_heatmap` — one head at a time, with **layer and head dropdowns built into the
+  figure** (plotly ``updatemenus``: no Python kernel needed, so they keep working in an exported
+  HTML file), hover ``query → key: p``, masked positions in grey, the head's entropy shown.
+* :func:`model_view` — every layer × head as a grid of small heatmaps, each labelled with its
+  entropy; long inputs are pooled into blocks so 512 tokens still render.
+* :func:`attention_explorer` — an ipywidgets UI (text box, layer/head selectors, query focus)
+  driving one plotly ``FigureWidget``, for our GPT or any Hugging Face model.
+* :func:`attention_entropy` and :func:`head_summary` — the numbers behind the pictures.
+
+``attentions`` is what models return: a tuple/list with one ``(batch, heads, T, S)`` tensor per
+layer (Hugging Face with ``output_attentions=True`` — load the model with
+``attn_implementation="eager"``, with ``sdpa`` it returns none — or our
+``GPT(idx, return_attentions=True)``). A single ``(heads, T, S)``/``(layers, heads, T, S)`` tensor
+or array is accepted too. Figures are plain plotly: no CDN, no network.
+
+**Offline static export.** Notebook outputs use plotly's mimetype renderer (small files; shown by
+JupyterLab, VS Code and nbviewer-like tools with the plotly extension). For a self-contained file
+that opens anywhere without a network, write ``fig.write_html("f.html", include_plotlyjs=True)``
+(see :func:`export_html`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+__all__ = [
+    "AttentionExplorer",
+    "attention_entropy",
+    "attention_explorer",
+    "attention_heatmap",
+    "configure_renderer",
+    "export_html",
+    "head_summary",
+    "model_view",
+]
+
+COLORSCALE = "Blues"
+MASK_COLOR = "#c8c8c8"  # masked cells: plot background shows through the gaps
+_ZWSP = "\u200b"  # makes repeated tokens distinct categories without changing how they look
+
+
+# --------------------------------------------------------------------------------------------
+# renderer
+# --------------------------------------------------------------------------------------------
+def configure_renderer(name: str | None = None) -> str:
+    """Pick the plotly renderer so figures show where the notebook runs; return its name.
+
+    * Colab → ``"colab"``;
+    * everywhere else (JupyterLab 4, VS Code, Jupyter Notebook 7) → ``"plotly_mimetype"``: the
+      figure is stored as JSON (``application/vnd.plotly.v1+json``) and drawn by the front end's
+      bundled plotly.js — no CDN, and the notebook stays small (``"notebook"`` would embed
+      ~4 MB of plotly.js in the first output).
+
+    ``name`` forces a renderer (any of ``plotly.io.renderers``), and so does the environment
+    variable ``LLMCOURSE_PLOTLY_RENDERER``. For an offline static HTML file use
+    :func:`export_html`.
+    """
+    import plotly.io as pio
+
+    if name is None:
+        name = os.environ.get("LLMCOURSE_PLOTLY_RENDERER") or None
+    if name is None:
+        name = "colab" if "google.colab" in sys.modules else "plotly_mimetype"
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+    try:
+        pio.renderers.default = name
+    except ValueError as err:
+        raise ValueError(f"name={name!r} is not a plotly renderer; valid: "
+                         f"{', '.join(pio.renderers)}") from err
+    return name
+
+
+def export_html(fig: go.Figure, path: str | os.PathLike) -> str:
+    """Write ``fig`` as one self-contained HTML file (plotly.js included once, ~4 MB): opens
+    offline, dropdowns and hover included. Returns the path written."""
+    if not isinstance(fig, go.Figure):
+        raise TypeError(f"fig must be a plotly Figure, got {type(fig).__name__}")
+    fig.write_html(os.fspath(path), include_plotlyjs=True, full_html=True)
+    return os.fspath(path)
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------
+def _to_array(attentions: Any, batch_index: int = 0) -> np.ndarray:
+    """Normalise ``attentions`` to a float32 array ``(layers, heads, T, S)``."""
+    if batch_index is not None and (isinstance(batch_index, bool)
+                                    or not isinstance(batch_index, int)):
+        raise TypeError(f"batch_index must be an int, got {type(batch_index).__name__}")
+    if isinstance(attentions, (torch.Tensor, np.ndarray)):
+        a = attentions.detach().float().cpu().numpy() if isinstance(
+            attentions, torch.Tensor) else np.asarray(attentions, dtype=np.float32)
+        if a.ndim == 3:
+            a = a[None]  # (heads, T, S) → one layer
+        elif a.ndim == 5:
+            a = a[:, batch_index]
+        if a.ndim != 4:
+            raise ValueError("attentions must be (heads, T, S), (layers, heads, T, S) or a "
+                             f"tuple of (batch, heads, T, S); got an array of shape {a.shape}")
+        return a.astype(np.float32, copy=False)
+    if not isinstance(attentions, (tuple, list)):
+        raise TypeError("attentions must be a tuple/list of (batch, heads, T, S) tensors (one per "
+                        f"layer) or a tensor/array, got {type(attentions).__name__}")
+    if len(attentions) == 0:
+        raise ValueError("attentions is empty: a Hugging Face model loaded with sdpa attention "
+                         "returns none — load it with attn_implementation=\"eager\" and call it "
+                         "with output_attentions=True")
+    layers = []
+    for i, a in enumerate(attentions):
+        if a is None:
+            raise ValueError(f"attentions[{i}] is None: call our GPT with return_attentions=True "
+                             "(or a Hugging Face model with output_attentions=True)")
+        if isinstance(a, torch.Tensor):
+            a = a.detach().float().cpu().numpy()
+        a = np.asarray(a, dtype=np.float32)
+        if a.ndim == 4:
+            if not -a.shape[0] <= batch_index < a.shape[0]:
+                raise ValueError(f"batch_index {batch_index} out of range for batch size "
+                                 f"{a.shape[0]}")
+            a = a[batch_index]
+        if a.ndim != 3:
+            raise ValueError(f"attentions[{i}] must be (batch, heads, T, S) or (heads, T, S), "
+                             f"got shape {a.shape}")
+        if layers and a.shape != layers[0].shape:
+            raise ValueError(f"attentions[{i}] has shape {a.shape}, attentions[0] has "
+                             f"{layers[0].shape}: every layer must match")
+        layers.append(a)
+    return np.stack(layers)
+
+
+def _check_tokens(tokens: Any, n: int, what: str = "tokens") -> list[str]:
+    if isinstance(tokens, str) or not isinstance(tokens, Sequence):
+        raise TypeError(f"{what} must be a list of strings, got {type(tokens).__name__}")
+    if len(tokens) != n:
+        raise ValueError(f"{what} has {len(tokens)} entries but the attention maps have {n} "
+                         "positions")
+    return [str(t) for t in tokens]
+
+
+def _clean(t: str) -> str:
+    """Make whitespace tokens visible: space ␣, newline ⏎, tab ⇥, empty ∅."""
+    t = t.replace("\n", "⏎").replace("\t", "⇥")
+    return (t.replace(" ", "␣") if not t.strip() else t) or "∅"
+
+
+_INVISIBLE = "\u200b\u200c\u200d\u2060"  # zero-width characters
+
+
+def _unique_labels(tokens: Sequence[str]) -> list[str]:
+    """Repeated tokens get an invisible zero-width suffix (the repeat count written in base 4
+    with zero-width characters), so plotly keeps one row per position and the labels look
+    unchanged."""
+    seen: dict[str, int] = {}
+    out = []
+    for t in tokens:
+        t = _clean(t)
+        k = seen.get(t, 0)
+        seen[t] = k + 1
+        suffix = ""
+        while k:
+            k, r = divmod(k, 4)
+            suffix += _INVISIBLE[r]
+        out.append(t + suffix + (_INVISIBLE[0] if suffix else ""))
+    return out
+
+
+def _check_layer_head(a: np.ndarray, layer: int, head: int) -> None:
+    L, H = a.shape[:2]
+    for name, value, n in (("layer", layer, L), ("head", head, H)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if not 0 <= value < n:
+            raise ValueError(f"{name} must be in [0, {n}), got {value}")
+
+
+# --------------------------------------------------------------------------------------------
+# statistics
+# --------------------------------------------------------------------------------------------
+def attention_entropy(weights: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Entropy in nats of each attention row (over the last dim): ``-Σ p log p``, ``0 log 0 = 0``.
+
+    0 means all weight on one key; ``log S`` means uniform over ``S`` keys. Returns a tensor of
+    shape ``weights.shape[:-1]``.
+
+    >>> attention_entropy(torch.tensor([[1.0, 0.0], [0.5, 0.5]])).tolist()  # doctest: +ELLIPSIS
+    [0.0, 0.693...]
+    """
+    if isinstance(weights, np.ndarray):
+        weights = torch.from_numpy(weights)
+    if not isinstance(weights, torch.Tensor):
+        raise TypeError(f"weights must be a tensor or array, got {type(weights).__name__}")
+    if weights.dim() < 1 or not weights.is_floating_point():
+        raise ValueError(f"weights must be a float tensor with at least 1 dim, got shape "
+                         f"{tuple(weights.shape)} and dtype {weights.dtype}")
+    if (weights < -1e-6).any():
+        raise ValueError("weights must be non-negative (attention probabilities)")
+    w = weights.clamp_min(0)
+    return -torch.special.xlogy(w, w).sum(-1)  # xlogy(0, 0) = 0
+
+
+def _head_entropies(a: np.ndarray) -> np.ndarray:
+    """Mean row entropy per (layer, head), ignoring all-zero rows (masked queries)."""
+    ent = attention_entropy(torch.from_numpy(a)).numpy()  # (L, H, T)
+    live = a.sum(-1) > 0.5  # (L, H, T)
+    return (ent * live).sum(-1) / np.maximum(live.sum(-1), 1)
+
+
+def head_summary(attentions: Any, tokens: Sequence[str] | None = None, *, batch_index: int = 0):
+    """One row per (layer, head): what the head does, in numbers.
+
+    Columns: ``entropy`` (mean row entropy, nats), ``max_weight`` (mean of each row's largest
+    weight), ``prev`` (mean weight on the previous token), ``first`` (on position 0, e.g.
+    ``[CLS]``), ``last`` (on the last position, e.g. ``[SEP]``), ``self`` (on the query's own
+    position) and, with ``tokens``, ``same_word`` (on *other* positions holding the same token).
+    Rows that are entirely masked are left out of the means. Returns a pandas ``DataFrame``.
+    """
+    import pandas as pd
+
+    a = _to_array(attentions, batch_index)  # (L, H, T, S)
+    L, H, T, S = a.shape
+    live = a.sum(-1) > 0.5  # (L, H, T)
+    n_live = np.maximum(live.sum(-1), 1)
+
+    def mean_rows(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        m = live if rows is None else live & rows
+        return (x * m).sum(-1) / np.maximum(m.sum(-1), 1)
+
+    idx = np.arange(min(T, S))
+    diag = np.zeros((L, H, T), np.float32)
+    diag[..., idx] = a[..., idx, idx]
+    prev = np.zeros((L, H, T), np.float32)
+    if T > 1 and S > 1:
+        j = np.arange(1, min(T, S + 1))
+        prev[..., j] = a[..., j, j - 1]
+    data = {
+        "layer": np.repeat(np.arange(L), H),
+        "head": np.tile(np.arange(H), L),
+        "entropy": (_head_entropies(a)).ravel(),
+        "max_weight": ((a.max(-1) * live).sum(-1) / n_live).ravel(),
+        "prev": mean_rows(prev, np.arange(T) > 0).ravel(),
+        "first": mean_rows(a[..., 0]).ravel(),
+        "last": mean_rows(a[..., -1]).ravel(),
+        "self": mean_rows(diag).ravel(),
+    }
+    if tokens is not None:
+        toks = _check_tokens(tokens, T)
+        if S == T:
+            same = np.array([[toks[i] == toks[j] and i != j for j in range(S)] for i in range(T)])
+            data["same_word"] = mean_rows((a * same).sum(-1), same.any(-1)).ravel()
+    df = pd.DataFrame(data)
+    for c in df.columns[2:]:
+        df[c] = df[c].astype(float).round(4)
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# one head at a time
+# --------------------------------------------------------------------------------------------
+def _masked(a: np.ndarray, mask: Any | None) -> np.ndarray:
+    """Boolean (L, H, T, S): True where a position is masked."""
+    if mask is None:
+        return a == 0.0  # softmax gives exactly 0 only to -inf (masked) scores
+    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    if m.dtype != bool:
+        raise TypeError(f"mask must be boolean (True = may attend), got dtype {m.dtype}")
+    try:
+        return ~np.broadcast_to(m, a.shape)
+    except ValueError as err:
+        raise ValueError(f"mask {m.shape} does not broadcast to the attention maps "
+                         f"{a.shape}") from err
+
+
+def _title(layer: int, head: int, ent: float, n: int) -> str:
+    return (f"layer {layer} · head {head} — entropy {ent:.2f} nats "
+            f"(0 = one key, {math.log(max(n, 1)):.2f} = uniform over {n})")
+
+
+def attention_heatmap(attentions: Any, tokens: Sequence[str], layer: int = 0, head: int = 0, *,
+                      key_tokens: Sequence[str] | None = None, mask: Any | None = None,
+                      batch_index: int = 0, height: int | None = None) -> go.Figure:
+    """Heatmap of one head's weights (rows: queries, columns: keys) with layer/head dropdowns.
+
+    The dropdowns are plotly ``updatemenus``: they work without a Python kernel (in a static
+    HTML export too). Each layer × head is a trace; the layer menu toggles traces' ``visible``,
+    the head menu their ``opacity`` (and hover), so the two menus combine freely. The entropy of
+    the shown head is written above the map. Masked positions (weight exactly 0, or ``False`` in
+    ``mask``) are grey gaps with no hover.
+
+    Args:
+        attentions: per-layer ``(batch, heads, T, S)`` tensors (see the module docstring).
+        tokens: the ``T`` query tokens (and keys, unless ``key_tokens`` is given).
+        layer, head: what is shown first.
+        mask: optional boolean, ``True`` = may attend, broadcastable to ``(L, H, T, S)``.
+        batch_index: which sequence of the batch to show.
+    """
+    a = _to_array(attentions, batch_index)
+    L, H, T, S = a.shape
+    _check_layer_head(a, layer, head)
+    ylab = _unique_labels(_check_tokens(tokens, T))
+    xlab = ylab if key_tokens is None else _unique_labels(_check_tokens(key_tokens, S,
+                                                                        "key_tokens"))
+    masked = _masked(a, mask)
+    z = np.where(masked, np.nan, a).astype(np.float32)
+    ent = _head_entropies(np.where(masked, 0.0, a))
+    hover = "%{y} → %{x}: %{z:.3f}<extra></extra>"
+    data = []
+    for ly in range(L):
+        for h in range(H):
+            on = h == head
+            data.append(go.Heatmap(
+                z=z[ly, h], x=xlab, y=ylab, coloraxis="coloraxis", hoverongaps=False,
+                hovertemplate=hover, hoverinfo=None if on else "skip",
+                visible=ly == layer, opacity=1.0 if on else 0.0,
+                name=f"L{ly} H{h}", meta=[ly, h, float(ent[ly, h])]))
+    # the label above the map: one text trace per (layer, head), toggled like the heatmaps; it
+    # lives on an invisible overlay axis (y2, range 0..1) so it sits just above the top row
+    for ly in range(L):
+        for h in range(H):
+            data.append(go.Scatter(
+                x=[xlab[0]], y=[1.0], mode="text", text=[_title(ly, h, ent[ly, h], S)],
+                textposition="top right", hoverinfo="skip", showlegend=False, cliponaxis=False,
+                visible=ly == layer, opacity=1.0 if h == head else 0.0,
+                textfont=dict(size=13), yaxis="y2", xaxis="x"))
+    n = L * H
+
+    def heads_of(h: int) -> list[float]:
+        return [1.0 if i % H == h else 0.0 for i in range(n)] * 2
+
+    layer_buttons = [dict(label=f"layer {ly}", method="restyle",
+                          args=[{"visible": [i // H == ly for i in range(n)] * 2}])
+                     for ly in range(L)]
+    head_buttons = [dict(label=f"head {h}", method="restyle",
+                         args=[{"opacity": heads_of(h),
+                                "hoverinfo": ["all" if i % H == h else "skip" for i in range(n)]
+                                + ["skip"] * n}])
+                    for h in range(H)]
+    side = max(360, min(900, 28 * T + 160)) if height is None else height
+    fig = go.Figure(data=data)
+    fig.update_layout(
+        height=side, width=max(460, min(1000, 28 * S + 260)) if height is None else None,
+        margin=dict(l=10, r=10, t=110, b=10),
+        plot_bgcolor=MASK_COLOR,
+        coloraxis=dict(colorscale=COLORSCALE, cmin=0.0, cmax=1.0,
+                       colorbar=dict(title=dict(text="weight"), thickness=12)),
+        xaxis=dict(title=dict(text="key (attended to)"), side="top", tickangle=-45,
+                   showgrid=False, constrain="domain"),
+        yaxis=dict(title=dict(text="query (attending)"), autorange="reversed", showgrid=False,
+                   scaleanchor="x", constrain="domain"),
+        yaxis2=dict(overlaying="y", visible=False, range=[0, 1], fixedrange=True),
+        updatemenus=[
+            dict(buttons=layer_buttons, active=layer, direction="down", x=0.0, xanchor="left",
+                 y=1.0, yanchor="bottom", pad=dict(b=78), showactive=True, name="layer"),
+            dict(buttons=head_buttons, active=head, direction="down", x=0.2, xanchor="left",
+                 y=1.0, yanchor="bottom", pad=dict(b=78), showactive=True, name="head"),
+        ],
+        annotations=[dict(text="grey = masked", showarrow=False, xref="paper", yref="paper",
+                          x=1.0, y=1.0, xanchor="right", yanchor="bottom", yshift=86,
+                          font=dict(size=11, color="#666"))],
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# all heads at once
+# --------------------------------------------------------------------------------------------
+def _pool(a: np.ndarray, tokens: list[str], max_tokens: int) -> tuple[np.ndarray, list[str]]:
+    """Pool (L, H, T, T) into blocks so that T ≤ max_tokens: a block's weight is the mean over
+    its queries of the total weight on its keys (rows still sum to 1)."""
+    T = a.shape[-1]
+    b = math.ceil(T / max_tokens)
+    if b == 1:
+        return a, tokens
+    n = math.ceil(T / b)
+    pad = n * b - T
+    p = np.pad(a, [(0, 0), (0, 0), (0, pad), (0, pad)]) if pad else a
+    p = p.reshape(*a.shape[:2], n, b, n, b).sum(-1)  # keys: total weight of the block
+    counts = np.minimum(b, T - np.arange(n) * b)
+    p = p.sum(-2) / counts[None, None, :, None]  # queries: mean over the block
+    labels = [f"{i * b}–{min(T, (i + 1) * b) - 1}:{_clean(tokens[i * b])}…" for i in range(n)]
+    return p.astype(np.float32), labels
+
+
+def model_view(attentions: Any, tokens: Sequence[str], *, batch_index: int = 0,
+               max_tokens: int = 128, cell_px: int = 90) -> go.Figure:
+    """All layers × heads as a grid of small heatmaps, each titled with its entropy (nats).
+
+    Hover shows ``query → key: p%``. Weights are stored as whole percents (uint8): a 6 × 12 grid
+    over 128 tokens serialises to about 1.5 MB. Inputs longer than ``max_tokens`` are pooled into
+    blocks of consecutive tokens (hover then names the block), so 512 tokens render too.
+    """
+    a = _to_array(attentions, batch_index)
+    L, H, T, S = a.shape
+    if T != S:
+        raise ValueError(f"model_view needs self-attention maps (T == S), got T={T}, S={S}")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 2:
+        raise ValueError(f"max_tokens must be an int >= 2, got {max_tokens!r}")
+    toks = _check_tokens(tokens, T)
+    ent = _head_entropies(a)
+    a, toks = _pool(a, toks, max_tokens)
+    lab = toks if len(toks) != T else [f"{i}:{_clean(t)}" for i, t in enumerate(toks)]
+    pct = np.rint(np.clip(a, 0, 1) * 100).astype(np.uint8)
+    gap = 0.012
+    w, hgt = (1 - gap * (H - 1)) / H, (1 - gap * 4 * (L - 1)) / L
+    layout: dict[str, Any] = {}
+    data = []
+    annotations = []
+    for ly in range(L):
+        for h in range(H):
+            k = ly * H + h + 1
+            xs, ys = ("" if k == 1 else str(k)), ("" if k == 1 else str(k))
+            x0, y1 = h * (w + gap), 1 - ly * (hgt + 4 * gap)
+            layout[f"xaxis{xs}"] = dict(domain=[round(x0, 5), min(1.0, round(x0 + w, 5))], showticklabels=False,
+                                        showgrid=False, zeroline=False, anchor=f"y{ys}",
+                                        fixedrange=True)
+            layout[f"yaxis{ys}"] = dict(domain=[max(0.0, round(y1 - hgt, 5)), round(y1, 5)], showticklabels=False,
+                                        showgrid=False, zeroline=False, anchor=f"x{xs}",
+                                        autorange="reversed", fixedrange=True)
+            data.append(dict(type="heatmap", z=pct[ly, h], x=lab, y=lab, xaxis=f"x{xs}",
+                             yaxis=f"y{ys}", coloraxis="coloraxis",
+                             hovertemplate=f"L{ly} H{h}<br>%{{y}} → %{{x}}: %{{z}}%<extra></extra>"))
+            annotations.append(dict(text=f"L{ly} H{h} · {ent[ly, h]:.2f}", x=x0 + w / 2,
+                                    y=y1, xref="paper", yref="paper", showarrow=False,
+                                    xanchor="center", yanchor="bottom", font=dict(size=10)))
+    layout.update(
+        height=L * (cell_px + 22) + 90, width=H * (cell_px + 4) + 120,
+        margin=dict(l=10, r=10, t=60, b=10),
+        title=dict(text=f"all heads · {T} tokens · label: layer, head · entropy (nats)"
+                   + ("" if len(lab) == T else f" · pooled to {len(lab)} blocks"),
+                   font=dict(size=13)),
+        coloraxis=dict(colorscale=COLORSCALE, cmin=0, cmax=100,
+                       colorbar=dict(title=dict(text="%"), thickness=10)),
+        annotations=annotations, template="none",
+    )
+    # built as plain dicts and not re-validated by plotly.py (72 traces: 3× faster); the tests
+    # validate the same dict with go.Figure(fig.to_dict())
+    return go.Figure(dict(data=data, layout=layout), _validate=False)
+
+
+# --------------------------------------------------------------------------------------------
+# interactive explorer
+# --------------------------------------------------------------------------------------------
+def _run_model(model: Any, tokenizer: Any, text: str) -> tuple[tuple, list[str]]:
+    """Attention maps and tokens for ``text``, from our GPT or a Hugging Face model."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"text must be a non-empty string, got {text!r}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            cfg = getattr(model, "config", None)
+            if hasattr(cfg, "block_size") and hasattr(tokenizer, "encode") and not callable(
+                    getattr(tokenizer, "convert_ids_to_tokens", None)):
+                ids = list(tokenizer.encode(text))[-cfg.block_size:]  # our GPT
+                if not ids:
+                    raise ValueError(f"the tokenizer turned {text!r} into no tokens")
+                idx = torch.tensor([ids], dtype=torch.long, device=device)
+                _, _, atts = model(idx, return_attentions=True)
+                tokens = [tokenizer.decode([i]) for i in ids]
+            elif callable(getattr(tokenizer, "convert_ids_to_tokens", None)):  # Hugging Face
+                enc = tokenizer(text, return_tensors="pt", truncation=True)
+                enc = {k: v.to(device) for k, v in enc.items()}
+                out = model(**enc, output_attentions=True)
+                atts = getattr(out, "attentions", None)
+                if not atts:
+                    raise ValueError("the model returned no attentions: load it with "
+                                     "attn_implementation=\"eager\" (sdpa returns none)")
+                tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist())
+            else:
+                raise TypeError("tokenizer must have encode/decode (for our GPT) or be a Hugging "
+                                f"Face tokenizer, got {type(tokenizer).__name__}")
+    finally:
+        model.train(was_training)
+    return tuple(atts), list(tokens)
+
+
+def _figure_widget(fig: go.Figure):
+    """A ``go.FigureWidget`` (needs ``anywidget``), else ``None``."""
+    try:
+        return go.FigureWidget(fig)
+    except ImportError:
+        return None
+
+
+class AttentionExplorer:
+    """The object behind :func:`attention_explorer`; display it (or ``.widget``) in a notebook.
+
+    Attributes:
+        text, layer, head, query: the ipywidgets controls (Text, two Dropdowns, a Dropdown of
+            query tokens with ``-1`` = all queries).
+        figure: the plotly ``FigureWidget`` showing the selected head (a plain ``go.Figure``
+            redrawn in an ``Output`` when ``anywidget`` is not installed).
+        info: an ``HTML`` widget with the head's entropy and, with a query focused, its top keys.
+        attentions, tokens: what the model returned for the current text.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, text: str, *, layer: int = 0,
+                 head: int = 0) -> None:
+        import ipywidgets as W
+
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model, self.tokenizer = model, tokenizer
+        self.attentions, self.tokens = _run_model(model, tokenizer, text)
+        a = _to_array(self.attentions)
+        _check_layer_head(a, layer, head)
+        L, H = a.shape[:2]
+        self.text = W.Text(value=text, description="text", continuous_update=False,
+                           layout=W.Layout(width="95%"))
+        self.layer = W.Dropdown(options=[(f"layer {i}", i) for i in range(L)], value=layer,
+                                description="layer", layout=W.Layout(width="180px"))
+        self.head = W.Dropdown(options=[(f"head {i}", i) for i in range(H)], value=head,
+                               description="head", layout=W.Layout(width="180px"))
+        self.query = W.Dropdown(description="query", layout=W.Layout(width="260px"))
+        self.info = W.HTML()
+        base = self._base_figure()
+        fw = _figure_widget(base)
+        self.output = None
+        if fw is None:  # no anywidget: redraw a plain figure inside an Output widget
+            self.figure = base
+            self.output = W.Output()
+        else:
+            self.figure = fw
+        self._set_query_options()
+        self._redraw()
+        self.text.observe(self._on_text, names="value")
+        for w in (self.layer, self.head, self.query):
+            w.observe(lambda _change: self._redraw(), names="value")
+        self.widget = W.VBox([self.text, W.HBox([self.layer, self.head, self.query]),
+                              self.info, self.figure if self.output is None else self.output])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _base_figure(self) -> go.Figure:
+        fig = go.Figure(go.Heatmap(z=[[0.0]], coloraxis="coloraxis", hoverongaps=False,
+                                   hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>"))
+        fig.update_layout(
+            height=460, width=560, margin=dict(l=10, r=10, t=70, b=10),
+            plot_bgcolor=MASK_COLOR, title=dict(font=dict(size=13)),
+            coloraxis=dict(colorscale=COLORSCALE, cmin=0.0, cmax=1.0),
+            xaxis=dict(side="top", tickangle=-45, showgrid=False),
+            yaxis=dict(autorange="reversed", showgrid=False))
+        return fig
+
+    def _set_query_options(self) -> None:
+        opts = [("all queries", -1)] + [(f"{i}: {t}", i) for i, t in enumerate(self.tokens)]
+        self.query.options = opts
+        self.query.value = -1
+
+    def _on_text(self, change: dict) -> None:
+        self.attentions, self.tokens = _run_model(self.model, self.tokenizer, change["new"])
+        self._set_query_options()
+        self._redraw()
+
+    def current_weights(self) -> np.ndarray:
+        """The ``(T, S)`` weights of the selected layer and head."""
+        return _to_array(self.attentions)[self.layer.value, self.head.value]
+
+    def _redraw(self) -> None:
+        w = self.current_weights()
+        lab = _unique_labels(self.tokens)
+        z = np.where(w == 0.0, np.nan, w)
+        ent = float(_head_entropies(w[None, None])[0, 0])
+        q = self.query.value if self.query.value is not None else -1
+        shapes = []
+        msg = (f"<b>layer {self.layer.value} · head {self.head.value}</b> — mean entropy "
+               f"{ent:.2f} nats (uniform over {w.shape[1]} keys: {math.log(w.shape[1]):.2f})")
+        if q >= 0:
+            top = np.argsort(-w[q])[:3]
+            msg += f"<br>query <code>{self.tokens[q]}</code> → " + ", ".join(
+                f"<code>{self.tokens[j]}</code> {w[q, j]:.2f}" for j in top)
+            shapes = [dict(type="rect", xref="paper", x0=0, x1=1, yref="y", y0=q - 0.5,
+                           y1=q + 0.5, line=dict(color="#d62728", width=2))]
+        self.info.value = msg
+        fig = self.figure
+        with fig.batch_update() if self.output is None else _nullcontext():
+            fig.data[0].update(z=z, x=lab, y=lab)
+            fig.layout.title.text = f"layer {self.layer.value} · head {self.head.value}"
+            fig.layout.shapes = shapes
+        if self.output is not None:
+            self.output.clear_output(wait=True)
+            with self.output:
+                fig.show()
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def attention_explorer(model: Any, tokenizer: Any, text: str, *, layer: int = 0,
+                       head: int = 0) -> AttentionExplorer:
+    """Interactive attention explorer: type text, pick layer/head/query, see the heatmap update.
+
+    Works with our ``GPT`` and a tokenizer with ``encode``/``decode`` (the input is cropped to
+    the last ``block_size`` tokens), and with any Hugging Face model and its tokenizer (load the
+    model with ``attn_implementation="eager"``). Display the returned object in a notebook; its
+    controls can also be set from code (``ex.head.value = 3``), which is how it is tested.
+    """
+    return AttentionExplorer(model, tokenizer, text, layer=layer, head=head)
