@@ -43,6 +43,7 @@ __all__ = [
     "bytes_per_param",
     "chinchilla_tokens",
     "count_params",
+    "fit_power_law",
     "fits",
     "gpu_hours",
     "implied_mfu",
@@ -362,6 +363,39 @@ def training_memory(n_params: float, *, precision: str = "mixed", optimizer: str
 def fits(memory: Mapping[str, float], gpu: str) -> bool:
     """Whether a :func:`training_memory` result fits the memory of one ``gpu``."""
     return memory["total"] <= GPU_SPECS[gpu_key(gpu)]["memory_gb"] * _GB
+
+
+# ----------------------------------------------------------------------------- scaling laws
+def fit_power_law(x, y) -> dict[str, float]:
+    """Least-squares fit of ``y = a · x^(-alpha)`` as a line in log-log space.
+
+    The form of Kaplan et al. (2020), ``L(N) = (N_c / N)^alpha_N``, without an irreducible
+    term. Returns ``{"a", "alpha", "r2"}``; ``r2`` is the coefficient of determination of
+    the fit of ``log y`` on ``log x`` (1 = every point on the line).
+
+    >>> f = fit_power_law([1, 10, 100], [4.0, 2.0, 1.0])
+    >>> round(f["alpha"], 3), round(f["r2"], 3)
+    (0.301, 1.0)
+    """
+    xs, ys = list(x), list(y)
+    if len(xs) != len(ys) or len(xs) < 3:
+        raise ValueError(f"x and y must have the same length >= 3, got {len(xs)} and {len(ys)}")
+    for name, vals in (("x", xs), ("y", ys)):
+        for v in vals:
+            if _check_real(name, v, positive=False) <= 0:
+                raise ValueError(f"{name} must hold positive numbers (log-log fit), got {v!r}")
+    lx = [math.log(v) for v in xs]
+    ly = [math.log(v) for v in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    sxx = sum((u - mx) ** 2 for u in lx)
+    if sxx == 0:
+        raise ValueError("x must not be all equal")
+    slope = sum((u - mx) * (v - my) for u, v in zip(lx, ly)) / sxx
+    intercept = my - slope * mx
+    ss_res = sum((v - (intercept + slope * u)) ** 2 for u, v in zip(lx, ly))
+    ss_tot = sum((v - my) ** 2 for v in ly)
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+    return {"a": math.exp(intercept), "alpha": -slope, "r2": r2}
 
 
 # ----------------------------------------------------------------------------- measured

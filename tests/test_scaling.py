@@ -12,6 +12,7 @@ from llmcourse.scaling import (
     bytes_per_param,
     chinchilla_tokens,
     count_params,
+    fit_power_law,
     fits,
     gpu_hours,
     implied_mfu,
@@ -21,6 +22,7 @@ from llmcourse.scaling import (
     training_memory,
     training_time,
 )
+from llmcourse.scaling_widget import ScalingCalculator
 
 
 # --------------------------------------------------------------------------- parameters
@@ -212,3 +214,48 @@ def test_saved_activations_checkpointing():
     assert math.isclose(saved_activation_bytes(model, idx, tgt), plain)  # deterministic
     with pytest.raises(TypeError, match="llmcourse.model.GPT"):
         saved_activation_bytes(torch.nn.Linear(2, 2), idx, tgt)
+
+
+def test_fit_power_law():
+    xs = [1e3, 1e4, 1e5, 1e6]
+    f = fit_power_law(xs, [5.0 * x ** -0.076 for x in xs])
+    assert f["alpha"] == pytest.approx(0.076) and f["a"] == pytest.approx(5.0)
+    assert f["r2"] == pytest.approx(1.0)
+    noisy = fit_power_law(xs, [3.0, 1.0, 2.0, 1.5])
+    assert noisy["r2"] < 0.5
+    with pytest.raises(ValueError, match="positive numbers"):
+        fit_power_law([1, 2, 3], [1, 0, 1])
+    with pytest.raises(ValueError, match="same length >= 3"):
+        fit_power_law([1, 2], [1, 2])
+    with pytest.raises(ValueError, match="all equal"):
+        fit_power_law([2, 2, 2], [1, 2, 3])
+
+
+# --------------------------------------------------------------------------- widget
+
+def test_calculator_updates_with_controls():
+    c = ScalingCalculator()
+    r0 = dict(c.result)
+    assert r0["model"] == "Llama-2-7B" and not r0["fits"]
+    assert r0["total_gb"] == pytest.approx(sum(c.fig.data[i].y[0] for i in range(4)))
+    assert r0["hours"] == pytest.approx(r0["gpu_hours"])  # one GPU
+    c.controls["n_gpus"].value = 64
+    c.controls["zero_stage"].value = 3
+    c.controls["recompute"].value = "full"
+    r = c.result
+    assert r["fits"] and r["total_gb"] < 5
+    assert r["hours"] * 64 == pytest.approx(r["gpu_hours"])
+    assert "ZeRO-3" in c.fig.layout.title.text and "64×" in c.fig.layout.title.text
+    assert "fits in 80 GB" in c.summary.value
+    c.controls["model"].value = "GPT-2 124M"
+    assert c.result["n_params"] == count_params(**PRESETS["GPT-2 124M"]) == 124_439_808
+    c.controls["tokens"].value = 0.0  # Chinchilla
+    assert c.result["tokens"] == 20 * 124_439_808
+
+
+def test_calculator_bad_inputs():
+    with pytest.raises(ValueError, match="Llama-2-7B"):
+        ScalingCalculator("GPT-5")
+    with pytest.raises(ValueError, match="A100"):
+        ScalingCalculator(gpu="TPU")
+    assert training_memory(1e9, activations=False)["total"] == 16e9

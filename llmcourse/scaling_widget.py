@@ -1,0 +1,150 @@
+"""An interactive training-run calculator: pick a model and a cluster, see memory, time, cost.
+
+Built on :mod:`llmcourse.scaling`. The figure is a plain plotly ``go.Figure`` redrawn into an
+``ipywidgets.Output`` (no ``FigureWidget``, so no extra JavaScript package is needed and the
+notebook stays small); every number the figure and the summary show is also kept in
+``calc.result`` so code (and tests) can read it.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from llmcourse.hardware import GPU_SPECS
+from llmcourse.scaling import (
+    GPU_PRICES_USD,
+    PRESETS,
+    RECOMPUTE,
+    chinchilla_tokens,
+    count_params,
+    gpu_hours,
+    training_cost,
+    training_flops,
+    training_memory,
+    training_time,
+)
+
+COMPONENTS = ("weights", "grads", "optimizer", "activations")
+COLORS = {"weights": "#4C78A8", "grads": "#F58518", "optimizer": "#E45756",
+          "activations": "#72B7B2"}
+
+
+class ScalingCalculator:
+    """Controls → stacked per-GPU memory bars, wall-clock time, GPU-hours and cost.
+
+    ``calc = ScalingCalculator(); calc`` displays it; set ``calc.controls["n_gpus"].value = 64``
+    (or move the sliders) and ``calc.fig`` / ``calc.summary.value`` / ``calc.result`` update.
+    """
+
+    def __init__(self, model: str = "Llama-2-7B", *, gpu: str = "A100") -> None:
+        if model not in PRESETS:
+            raise ValueError(f"model must be one of {', '.join(PRESETS)}, got {model!r}")
+        if gpu not in GPU_SPECS:
+            raise ValueError(f"gpu must be one of {', '.join(GPU_SPECS)}, got {gpu!r}")
+        style = {"description_width": "120px"}
+        self.controls: dict[str, widgets.Widget] = {
+            "model": widgets.Dropdown(options=list(PRESETS), value=model,
+                                      description="model", style=style),
+            "tokens": widgets.Dropdown(
+                options=[("Chinchilla (20 / param)", 0.0), ("100 B", 1e11), ("300 B", 3e11),
+                         ("1 T", 1e12), ("2 T", 2e12), ("15 T", 15e12)],
+                value=2e12, description="training tokens", style=style),
+            "seq_len": widgets.Dropdown(options=[512, 1024, 2048, 4096, 8192], value=4096,
+                                        description="sequence length", style=style),
+            "micro_batch": widgets.Dropdown(options=[1, 2, 4, 8, 16], value=1,
+                                            description="micro-batch / GPU", style=style),
+            "gpu": widgets.Dropdown(options=list(GPU_SPECS), value=gpu, description="GPU",
+                                    style=style),
+            "n_gpus": widgets.Dropdown(options=[1, 8, 64, 256, 1024, 2048], value=1,
+                                       description="GPUs", style=style),
+            "zero_stage": widgets.Dropdown(options=[0, 1, 2, 3], value=0,
+                                           description="ZeRO stage", style=style),
+            "recompute": widgets.Dropdown(options=list(RECOMPUTE), value="none",
+                                          description="recomputation", style=style),
+            "mfu": widgets.FloatSlider(value=0.4, min=0.1, max=0.7, step=0.05,
+                                       description="MFU", style=style),
+        }
+        self.summary = widgets.HTML()
+        self.output = widgets.Output()
+        self.fig = go.Figure()
+        for name in COMPONENTS:
+            self.fig.add_bar(name=name, x=["per GPU"], y=[0.0], marker_color=COLORS[name])
+        self.fig.update_layout(barmode="stack", height=380, width=520,
+                               yaxis_title="memory per GPU (GB)",
+                               margin=dict(l=60, r=20, t=50, b=40))
+        self.result: dict[str, float | str | bool] = {}
+        for w in self.controls.values():
+            w.observe(self._on_change, names="value")
+        self.widget = widgets.HBox([
+            widgets.VBox(list(self.controls.values()) + [self.summary]), self.output])
+        self.update()
+
+    def _on_change(self, _change) -> None:
+        self.update()
+
+    def update(self) -> dict:
+        """Recompute everything from the controls; redraw; return :attr:`result`."""
+        c = {k: w.value for k, w in self.controls.items()}
+        shape = PRESETS[c["model"]]
+        n = count_params(**shape)
+        tokens = c["tokens"] or chinchilla_tokens(n)
+        mem = training_memory(
+            n, zero_stage=c["zero_stage"], n_gpus=c["n_gpus"], seq_len=c["seq_len"],
+            micro_batch=c["micro_batch"], n_layer=shape["n_layer"], d_model=shape["d_model"],
+            n_heads=shape["n_heads"], recompute=c["recompute"])
+        flops = training_flops(n, tokens, seq_len=c["seq_len"], n_layer=shape["n_layer"],
+                               d_model=shape["d_model"])
+        prec = "fp16" if c["gpu"] == "T4" else "bf16"
+        hours = training_time(flops, gpu=c["gpu"], n_gpus=c["n_gpus"], mfu=c["mfu"],
+                              precision=prec)
+        capacity = float(GPU_SPECS[c["gpu"]]["memory_gb"])
+        total_gb = mem["total"] / 1e9
+        self.result = {
+            "model": c["model"], "n_params": n, "tokens": tokens, "flops": flops,
+            **{f"{k}_gb": mem[k] / 1e9 for k in (*COMPONENTS, "total")},
+            "gpu_memory_gb": capacity, "fits": total_gb <= capacity,
+            "hours": hours, "days": hours / 24,
+            "gpu_hours": gpu_hours(flops, gpu=c["gpu"], mfu=c["mfu"], precision=prec),
+            "cost_usd": training_cost(flops, gpu=c["gpu"], mfu=c["mfu"], precision=prec),
+        }
+        r = self.result
+        with self.fig.batch_update():
+            for i, name in enumerate(COMPONENTS):
+                self.fig.data[i].y = [r[f"{name}_gb"]]
+            self.fig.layout.shapes = [dict(
+                type="line", xref="paper", x0=0, x1=1, yref="y", y0=capacity, y1=capacity,
+                line=dict(dash="dash", color="black"))]
+            self.fig.layout.annotations = [dict(
+                xref="paper", x=1, yref="y", y=capacity, text=f"{c['gpu']}: {capacity:.0f} GB",
+                showarrow=False, xanchor="right", yanchor="bottom")]
+            self.fig.layout.title = (f"{c['model']} · {c['n_gpus']}× {c['gpu']} · "
+                                     f"ZeRO-{c['zero_stage']} · {total_gb:.1f} GB/GPU")
+        verdict = "fits" if r["fits"] else "does NOT fit"
+        self.summary.value = (
+            f"<b>{n / 1e9:.2f} B parameters</b>, {tokens / 1e9:,.0f} B tokens, "
+            f"{flops:.2e} FLOPs<br>"
+            f"memory per GPU: <b>{total_gb:.1f} GB</b> — {verdict} in {capacity:.0f} GB<br>"
+            f"time: <b>{r['days']:,.1f} days</b> on {c['n_gpus']} GPU(s) = "
+            f"{r['gpu_hours']:,.0f} GPU-hours<br>"
+            f"cost: ~${r['cost_usd']:,.0f} at ${GPU_PRICES_USD[c['gpu']]:.2f}/GPU-hour "
+            f"(illustrative price)")
+        self._redraw()
+        return self.result
+
+    def _redraw(self) -> None:
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+            return
+        if get_ipython() is None:  # plain Python (tests): keep the figure, draw nothing
+            return
+        self.output.clear_output(wait=True)
+        with self.output:
+            display(self.fig)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
