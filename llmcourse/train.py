@@ -89,7 +89,7 @@ class TrainConfig:
         grad_accum: micro-batches per optimiser step.
         grad_clip: max global gradient norm (``None`` or 0: no clipping).
         precision: ``auto`` (bf16 on GPUs that have it, fp16 + GradScaler on the others, fp32 on
-            CPU — measured faster there, see chapter 06), ``fp32``, ``bf16`` or ``fp16``.
+            CPU — see :func:`resolve_precision`), ``fp32``, ``bf16`` or ``fp16``.
         compile: ``torch.compile`` the model.
         eval_every: evaluate every this many steps and at the end (0: never).
         eval_iters: batches per evaluation; ``eval_seed`` seeds them (callable data).
@@ -232,8 +232,11 @@ def setup_distributed(device_type: str | None = None) -> DistInfo:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` → ``bf16`` on GPUs with bf16, ``fp16`` on older GPUs (T4), ``fp32`` elsewhere.
 
-    On CPU fp32 is the choice: on the course's 2-core machines bf16 autocast measured slower
-    (chapter 06 measures it again on yours). Asking for fp16 on CPU is an error.
+    On CPU fp32 is the choice. bf16 speed there depends on the chip: measured on the course's
+    2-core AMD EPYC (AVX512-BF16), one thread, a 0.1–1 M-parameter GPT: bf16 15–20% faster;
+    CPUs without native bf16 emulate it and are slower. fp32 keeps CPU runs exact and portable
+    across machines, which is what CPU profiles are for; ask for ``bf16`` explicitly to use it
+    (chapter 06 measures your machine). Asking for fp16 on CPU is an error.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
