@@ -654,7 +654,9 @@ class Trainer:
                 with autocast_context(self.precision, self.device):
                     loss = forward_loss(self.model, batch)
                 total += loss.detach().float()
-                self.scaler.scale(loss / cfg.grad_accum).backward()
+                if cfg.grad_accum > 1:
+                    loss = loss / cfg.grad_accum
+                self.scaler.scale(loss).backward()
         loss_value = (total / cfg.grad_accum)
         if self.dist.enabled:
             import torch.distributed as dist

@@ -91,3 +91,16 @@ def test_bad_inputs(tok, tmp_path):
         make_get_batch(np.arange(10), batch_size=2, block_size=16)
     with pytest.raises(TypeError, match="generator"):
         make_get_batch(np.arange(100), batch_size=2, block_size=16)(0)
+
+
+def test_pack_checker_agrees_with_pack_blocks(tok):
+    from llmcourse.exercises.pretraining import check_pack
+
+    def via_datasets(docs, block_size, eos):
+        import datasets
+
+        ds = datasets.Dataset.from_dict({"input_ids": [[*d, eos] for d in docs]})
+        return pack_blocks(ds, block_size)["input_ids"]
+
+    assert check_pack(via_datasets)
+    assert not check_pack(lambda docs, bs, eos: [d for d in docs])

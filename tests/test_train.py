@@ -306,3 +306,29 @@ def test_trainer_bad_inputs(tmp_path):
     t = Trainer(NoLoss(), TrainConfig(device="cpu", progress=False, max_steps=1), data())
     with pytest.raises(TypeError, match="loss"):
         t.fit()
+
+
+def test_schedule_checker_accepts_the_trainer_schedule_and_rejects_a_wrong_one(capsys):
+    from llmcourse.exercises.pretraining import check_warmup_cosine
+
+    def ours(step, max_steps, lr, warmup, min_lr):
+        return lr_at(step, TrainConfig(max_steps=max_steps, lr=lr, warmup_steps=warmup, min_lr=min_lr))
+
+    assert check_warmup_cosine(ours)
+    assert not check_warmup_cosine(lambda s, m, lr, w, mn: lr)
+    assert "warmup_cosine" in capsys.readouterr().out
+
+
+def test_benchmark_script_runs_both_sides():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "trainer_vs_loop.py"
+    spec = importlib.util.spec_from_file_location("trainer_vs_loop", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randint(VOCAB, (2, BLOCK), generator=g),) * 2 for _ in range(2)]
+    cpu = torch.device("cpu")
+    assert mod.plain_loop(tiny_gpt(0, 0.0), batches, 2, cpu, "fp32") > 0
+    assert mod.trainer_run(tiny_gpt(0, 0.0), batches, 2, cpu, "fp32") > 0
