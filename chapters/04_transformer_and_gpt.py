@@ -71,23 +71,21 @@ transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
 # %% [markdown]
-# ## 1. The data, as characters
+# ## 1. The data, as bytes
 #
-# To see a GPT do something, we train a tiny one on the Python language reference, one
-# character per token (chapter 02 explains better tokenizers; characters keep this chapter
-# short). The vocabulary is every character of the text.
+# To see a GPT do something, we train a tiny one on the Python language reference, one UTF-8
+# **byte** per token: a vocabulary of exactly 256 (chapter 02 builds better tokenizers; bytes
+# keep this chapter short, and every text can be encoded).
 
 # %%
 from llmcourse.data import load_corpus
 
 text = load_corpus("python-reference")[: prof.corpus_chars]
-chars = sorted(set(text))
-stoi = {c: i for i, c in enumerate(chars)}
-encode = lambda s: [stoi[c] for c in s]
-decode = lambda ids: "".join(chars[i] for i in ids)
+encode = lambda s: list(s.encode("utf-8"))
+decode = lambda ids: bytes(ids).decode("utf-8", errors="replace")
 data = torch.tensor(encode(text), dtype=torch.long)
 assert decode(encode("def f(x):")) == "def f(x):"
-print("vocabulary size > 90:", len(chars) > 90)
+print("vocabulary: 256 byte values;", "'def' is", encode("def"))
 
 # %% [markdown]
 # ## 2. Embeddings and positions
@@ -98,7 +96,7 @@ print("vocabulary size > 90:", len(chars) > 90)
 # adds to.
 
 # %%
-config = GPTConfig(vocab_size=len(chars), **prof.gpt)
+config = GPTConfig(vocab_size=256, **prof.gpt)
 torch.manual_seed(0)
 wte = nn.Embedding(config.vocab_size, config.n_embd)
 wpe = nn.Embedding(config.block_size, config.n_embd)
@@ -191,8 +189,8 @@ with torch.no_grad():
 # it is short, with shapes in comments.
 #
 # An untrained model should be almost maximally unsure: its loss is close to `ln(vocab_size)`,
-# the cross-entropy of a uniform guess (chapter 05). (The vocabulary depends a little on your
-# Python version's text, so these numbers are not stored.)
+# the cross-entropy of a uniform guess (chapter 05). (The text differs a little between Python
+# versions, so these numbers are not stored.)
 
 # %%
 torch.manual_seed(0)
@@ -309,8 +307,8 @@ assert (again - ours).abs().max() < 1e-5
 # ## 7. A quick training run
 #
 # To sample something readable we train our model for a few hundred steps (chapter 06 does
-# this properly: schedules, evaluation, checkpoints). Each step predicts every next character
-# of a batch of random windows.
+# this properly: schedules, evaluation, checkpoints). Each step predicts every next byte of a
+# batch of random windows.
 
 # %%
 def get_batch(batch_size, block_size, generator):
@@ -339,7 +337,7 @@ model.eval()
 print(f"loss: {losses[0]:.2f} at step 0 -> {sum(losses[-10:]) / 10:.2f} after {steps} steps")
 
 # %%
-assert sum(losses[-10:]) / 10 < losses[0] - 1.0  # it learned the characters' statistics
+assert sum(losses[-10:]) / 10 < losses[0] - 1.0  # it learned the bytes' statistics
 
 # %% [markdown]
 # ## 8. Sampling strategies
@@ -353,12 +351,12 @@ assert sum(losses[-10:]) / 10 < losses[0] - 1.0  # it learned the characters' st
 # - **top-p** (nucleus): keep the smallest set of most likely tokens whose mass reaches p.
 #
 # `next_token_probs` computes exactly the distribution `generate` samples from. Here are the
-# distributions after the prompt `"The "`:
+# distributions of the next byte after the prompt `"The "`:
 
 # %%
 prompt = torch.tensor([encode("The ")], device=device)
 with torch.no_grad():
-    last = model(prompt)[0][0, -1]  # (vocab,) logits for the next character
+    last = model(prompt)[0][0, -1]  # (vocab,) logits for the next byte
 strategies = {
     "greedy (τ=0)": dict(temperature=0.0),
     "τ = 0.5": dict(temperature=0.5),
@@ -368,12 +366,13 @@ strategies = {
     "top-p, p=0.9": dict(top_p=0.9),
 }
 dists = {name: next_token_probs(last, **kw).cpu() for name, kw in strategies.items()}
-order = dists["τ = 1"].argsort(descending=True)[:20]  # the 20 most likely characters
-labels = [repr(chars[i])[1:-1] or "␣" for i in order.tolist()]
+order = dists["τ = 1"].argsort(descending=True)[:20]  # the 20 most likely bytes
+labels = ["␣" if i == 32 else repr(chr(i))[1:-1] if i < 128 else f"0x{i:02x}"
+          for i in order.tolist()]
 fig = make_subplots(rows=2, cols=3, subplot_titles=list(dists), shared_yaxes=True)
 for k, (name, p) in enumerate(dists.items()):
     fig.add_trace(go.Bar(x=labels, y=p[order], name=name), row=k // 3 + 1, col=k % 3 + 1)
-fig.update_layout(title='Next-character distributions after "The "', height=520, width=900,
+fig.update_layout(title='Next-byte distributions after "The "', height=520, width=900,
                   showlegend=False)
 assert len(fig.data) == 6
 fig
@@ -435,7 +434,7 @@ print("cached == recomputed (greedy and sampled):", torch.equal(a, b) and torch.
 
 # %%
 torch.manual_seed(0)
-long_cfg = GPTConfig(vocab_size=len(chars), block_size=prof.pick(ci=128, cpu=512, gpu=1024),
+long_cfg = GPTConfig(vocab_size=256, block_size=prof.pick(ci=128, cpu=512, gpu=1024),
                      n_layer=prof.pick(ci=2, cpu=4, gpu=8), n_head=4, n_embd=128)
 long_model = GPT(long_cfg).to(device).eval()
 n_new = long_cfg.block_size - prompt.size(1)
