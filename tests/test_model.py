@@ -226,3 +226,12 @@ def test_kv_cache_logits_match_full_forward_and_mode_is_restored():
     m.train()
     m.generate(idx[:, :2], 3)
     assert m.training  # generate() ran in eval mode and put the model back
+
+
+def test_greedy_generate_matches_hugging_face_generate():
+    m = small()
+    idx = torch.randint(0, 61, (2, 5))
+    hf = m.to_hf().eval()
+    theirs = hf.generate(idx, max_new_tokens=8, do_sample=False,
+                         attention_mask=torch.ones_like(idx), pad_token_id=0)
+    assert torch.equal(m.generate(idx, 8, temperature=0), theirs)
