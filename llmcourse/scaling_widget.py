@@ -1,9 +1,10 @@
 """An interactive training-run calculator: pick a model and a cluster, see memory, time, cost.
 
-Built on :mod:`llmcourse.scaling`. The figure is a plain plotly ``go.Figure`` redrawn into an
-``ipywidgets.Output`` (no ``FigureWidget``, so no extra JavaScript package is needed and the
-notebook stays small); every number the figure and the summary show is also kept in
-``calc.result`` so code (and tests) can read it.
+Built on :mod:`llmcourse.scaling`. The live bars are drawn in HTML/CSS inside an
+``ipywidgets.HTML`` (no ``FigureWidget`` or ``Output`` widget: no extra JavaScript package, it
+works in JupyterLab, Colab and headless execution, and the notebook stays small). The same
+numbers are kept in a plotly ``go.Figure`` (``calc.fig``, display it for a static picture) and in
+``calc.result``, so code (and tests) can read them.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class ScalingCalculator:
                                        description="MFU", style=style),
         }
         self.summary = widgets.HTML()
-        self.output = widgets.Output()
+        self.bars = widgets.HTML()
         self.fig = go.Figure()
         for name in COMPONENTS:
             self.fig.add_bar(name=name, x=["per GPU"], y=[0.0], marker_color=COLORS[name])
@@ -77,7 +78,7 @@ class ScalingCalculator:
         for w in self.controls.values():
             w.observe(self._on_change, names="value")
         self.widget = widgets.HBox([
-            widgets.VBox(list(self.controls.values()) + [self.summary]), self.output])
+            widgets.VBox(list(self.controls.values()) + [self.summary]), self.bars])
         self.update()
 
     def _on_change(self, _change) -> None:
@@ -129,20 +130,27 @@ class ScalingCalculator:
             f"{r['gpu_hours']:,.0f} GPU-hours<br>"
             f"cost: ~${r['cost_usd']:,.0f} at ${GPU_PRICES_USD[c['gpu']]:.2f}/GPU-hour "
             f"(illustrative price)")
-        self._redraw()
+        self.bars.value = self._bars_html(c["gpu"], capacity)
         return self.result
 
-    def _redraw(self) -> None:
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-        except ImportError:  # pragma: no cover - IPython comes with ipywidgets
-            return
-        if get_ipython() is None:  # plain Python (tests): keep the figure, draw nothing
-            return
-        self.output.clear_output(wait=True)
-        with self.output:
-            display(self.fig)
+    def _bars_html(self, gpu: str, capacity: float, height: int = 300) -> str:
+        """One stacked bar (memory per GPU) and a dashed line at the GPU's capacity, in CSS."""
+        r = self.result
+        top = max(r["total_gb"], capacity) * 1.1
+        px = lambda gb: max(0.0, gb / top * height)
+        segments = "".join(
+            f'<div title="{name}: {r[name + "_gb"]:.1f} GB" style="height:{px(r[name + "_gb"]):.1f}px;'
+            f'background:{COLORS[name]}"></div>' for name in COMPONENTS)
+        legend = " ".join(
+            f'<span style="color:{COLORS[name]}">&#9632;</span> {name} {r[name + "_gb"]:.1f} GB'
+            f"<br>" for name in reversed(COMPONENTS))
+        line = (f'<div style="position:absolute;left:0;width:120px;bottom:{px(capacity):.1f}px;'
+                f'border-top:2px dashed black;font-size:11px">{gpu} {capacity:.0f} GB</div>')
+        return (f'<div style="display:flex;gap:16px;align-items:flex-end;padding:8px">'
+                f'<div style="position:relative;width:120px;height:{height}px;'
+                f'border-bottom:1px solid #888;display:flex;flex-direction:column-reverse">'
+                f"{segments}{line}</div>"
+                f'<div style="font-size:12px">{legend}total {r["total_gb"]:.1f} GB/GPU</div></div>')
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

@@ -259,3 +259,11 @@ def test_calculator_bad_inputs():
     with pytest.raises(ValueError, match="A100"):
         ScalingCalculator(gpu="TPU")
     assert training_memory(1e9, activations=False)["total"] == 16e9
+
+
+def test_calculator_html_bars_follow_controls():
+    c = ScalingCalculator("GPT-2 124M", gpu="T4")
+    html = c.bars.value
+    assert "T4 16 GB" in html and "weights" in html
+    c.controls["gpu"].value = "H200"
+    assert "H200 141 GB" in c.bars.value and c.bars.value != html
