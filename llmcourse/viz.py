@@ -345,27 +345,27 @@ def attention_heatmap(attentions: Any, tokens: Sequence[str], layer: int = 0, he
                                 "hoverinfo": ["all" if i % H == h else "skip" for i in range(n)]
                                 + ["skip"] * n}])
                     for h in range(H)]
-    side = max(360, min(900, 28 * T + 160)) if height is None else height
+    side = max(380, min(900, 28 * T + 200)) if height is None else height
     fig = go.Figure(data=data)
     fig.update_layout(
         height=side, width=max(460, min(1000, 28 * S + 260)) if height is None else None,
-        margin=dict(l=10, r=10, t=110, b=10),
+        margin=dict(l=10, r=10, t=96, b=10),
         plot_bgcolor=MASK_COLOR,
         coloraxis=dict(colorscale=COLORSCALE, cmin=0.0, cmax=1.0,
                        colorbar=dict(title=dict(text="weight"), thickness=12)),
-        xaxis=dict(title=dict(text="key (attended to)"), side="top", tickangle=-45,
+        xaxis=dict(title=dict(text="key (attended to)"), side="bottom", tickangle=-45,
                    showgrid=False, constrain="domain"),
         yaxis=dict(title=dict(text="query (attending)"), autorange="reversed", showgrid=False,
                    scaleanchor="x", constrain="domain"),
         yaxis2=dict(overlaying="y", visible=False, range=[0, 1], fixedrange=True),
         updatemenus=[
             dict(buttons=layer_buttons, active=layer, direction="down", x=0.0, xanchor="left",
-                 y=1.0, yanchor="bottom", pad=dict(b=78), showactive=True, name="layer"),
+                 y=1.0, yanchor="bottom", pad=dict(b=34), showactive=True, name="layer"),
             dict(buttons=head_buttons, active=head, direction="down", x=0.2, xanchor="left",
-                 y=1.0, yanchor="bottom", pad=dict(b=78), showactive=True, name="head"),
+                 y=1.0, yanchor="bottom", pad=dict(b=34), showactive=True, name="head"),
         ],
         annotations=[dict(text="grey = masked", showarrow=False, xref="paper", yref="paper",
-                          x=1.0, y=1.0, xanchor="right", yanchor="bottom", yshift=86,
+                          x=1.0, y=1.0, xanchor="right", yanchor="bottom", yshift=40,
                           font=dict(size=11, color="#666"))],
     )
     return fig
@@ -587,6 +587,8 @@ class AttentionExplorer:
                            y1=q + 0.5, line=dict(color="#d62728", width=2))]
         self.info.value = msg
         fig = self.figure
+        if self.output is None:  # widget messages are JSON: NaN is not allowed, null is a gap
+            z = [[None if v != v else float(v) for v in row] for row in z.tolist()]
         with fig.batch_update() if self.output is None else _nullcontext():
             fig.data[0].update(z=z, x=lab, y=lab)
             fig.layout.title.text = f"layer {self.layer.value} · head {self.head.value}"

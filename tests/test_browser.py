@@ -1,0 +1,173 @@
+"""Real-browser test: JupyterLab 4 + headless Chromium (Debian's ``chromium``) via Playwright.
+
+Starts JupyterLab on 127.0.0.1 (fresh token, free port) in a temporary copy of
+``tests/browser/attention_widgets.ipynb``, runs the notebook, changes the explorer's head
+selector and checks that the heatmap's data changed in the page, clicks the kernel-free head
+menu of a static ``attention_heatmap``, and saves a screenshot. Skips when ``/usr/bin/chromium``
+is absent (CI installs it: see ``.ci/run``); Playwright's own browser download is not used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "browser" / "attention_widgets.ipynb"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+# reads every plotly graph on the page: the heatmap z of its first trace, as text
+READ_GRAPHS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
+    z: JSON.stringify(Array.from(gd.data[0].z, row => Array.from(row))),
+    title: (gd.layout.title && gd.layout.title.text) || '',
+    opacity: gd.data.map(t => t.opacity === undefined ? 1 : t.opacity).join(','),
+    menus: (gd.layout.updatemenus || []).length,
+}))"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_server(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"JupyterLab exited with code {proc.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"JupyterLab did not answer {url.split('?')[0]} within {timeout:.0f} s")
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    jupyter = Path(sys.prefix) / "bin" / "jupyter"
+    if not jupyter.exists():
+        jupyter = ROOT / ".venv" / "bin" / "jupyter"
+    work = tmp_path / "lab"
+    work.mkdir()
+    shutil.copy(FIXTURE, work / FIXTURE.name)
+    port, token = _free_port(), secrets.token_hex(24)
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
+               LLMCOURSE_PROFILE="ci", PYTHONPATH=str(ROOT))
+    log = open(tmp_path / "jupyterlab.log", "w")
+    proc = subprocess.Popen(
+        [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
+         "--LabApp.news_url=", "--ServerApp.terminals_enabled=False", "--allow-root"],
+        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_server(f"{base}/api/status?token={token}", proc, timeout=45,
+                         log=tmp_path / "jupyterlab.log")
+        yield base, token, FIXTURE.name
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                    reason=f"{CHROMIUM} is absent: install Debian's chromium "
+                           "(apt-get install chromium) to run the real-browser test")
+def test_attention_widgets_in_jupyterlab(jupyterlab, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    base, token, name = jupyterlab
+    shot = tmp_path / "attention_widgets.png"
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1500})
+            page.set_default_timeout(30_000)
+            page.goto(f"{base}/lab/tree/{name}?token={token}", wait_until="domcontentloaded")
+            page.wait_for_function("() => window.jupyterapp && document.querySelector("
+                                   "'.jp-Notebook .jp-Cell')", timeout=45_000)
+            # wait for the kernel, then run every cell
+            page.wait_for_function(
+                "() => { const w = window.jupyterapp.shell.currentWidget;"
+                " return w && w.sessionContext && w.sessionContext.session &&"
+                " w.sessionContext.session.kernel &&"
+                " w.sessionContext.session.kernel.connectionStatus === 'connected' &&"
+                " w.sessionContext.session.kernel.status === 'idle'; }", timeout=45_000)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            # two plotly graphs: the explorer's and the static heatmap
+            page.wait_for_function(
+                "() => document.querySelectorAll('.js-plotly-plot').length >= 2 &&"
+                " !document.querySelector('.jp-OutputArea-output[data-mime-type="
+                "\"application/vnd.jupyter.stderr\"]')", timeout=60_000)
+            errors = page.locator(".jp-OutputArea-output[data-mime-type="
+                                  "'application/vnd.jupyter.error']")
+            assert errors.count() == 0, errors.first.inner_text()
+            graphs = page.evaluate(READ_GRAPHS)
+            explorer = [g for g in graphs if g["menus"] == 0]
+            static = [g for g in graphs if g["menus"] == 2]
+            assert len(explorer) == 1 and len(static) == 1, graphs
+            before = explorer[0]
+            assert before["title"] == "layer 1 · head 0"
+
+            # change the explorer's head selector (an ipywidgets Dropdown → <select>)
+            head = page.locator(".widget-dropdown", has=page.locator("label", has_text="head"))
+            head.locator("select").select_option(label="head 2")
+            page.wait_for_function(
+                "(old) => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
+                "gd => gd.layout.title && gd.layout.title.text === 'layer 1 · head 2' &&"
+                " JSON.stringify(Array.from(gd.data[0].z, r => Array.from(r))) !== old)",
+                arg=before["z"], timeout=30_000)
+            after = [g for g in page.evaluate(READ_GRAPHS) if g["menus"] == 0][0]
+            assert after["z"] != before["z"]
+            z_before, z_after = json.loads(before["z"]), json.loads(after["z"])
+            assert len(z_before) == len(z_after) == 15  # "abc abd abc abd"
+
+            # the static figure's head menu works with no kernel round trip: plotly restyles
+            static_gd = page.locator(".js-plotly-plot").filter(has=page.locator(".updatemenu-header"))
+            static_gd.locator(".updatemenu-header").nth(1).click()
+            static_gd.locator(".updatemenu-dropdown-button", has_text="head 3").click()
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(gd =>"
+                " (gd.layout.updatemenus || []).length === 2 && gd.data[3].opacity === 1 &&"
+                " gd.data[0].opacity === 0)", timeout=10_000)
+
+            try:  # JupyterLab's "notified about news?" toast would cover the picture
+                page.get_by_role("button", name="No").click(timeout=2_000)
+            except sync_api.Error:
+                pass
+            page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(shot), full_page=True)
+        except Exception:
+            failure = tmp_path / "failure.png"
+            page.screenshot(path=str(failure), full_page=True)
+            print(f"\nscreenshot of the failure: {failure}")
+            raise
+        finally:
+            browser.close()
+    print(f"\nscreenshot: {shot}")
+    assert shot.stat().st_size > 10_000
