@@ -6,6 +6,7 @@
     python -m llmcourse.pretrain --preset gpt2-124m --out runs/124m     # GPT-2 small, a real GPU
     python -m llmcourse.pretrain --preset cpu --out runs/cpu --resume   # continue where it stopped
     torchrun --nproc_per_node=4 -m llmcourse.pretrain --preset gpu --out runs/ddp   # DDP
+    torchrun --nproc_per_node=8 -m llmcourse.pretrain --preset gpt2-124m --strategy fsdp --out runs/fsdp
 
 Writes ``OUT/metrics.jsonl``, ``OUT/checkpoints/step_*/``, ``OUT/tokenizer.json``,
 ``OUT/data/{train,val}.bin`` (the tokenised corpus, memory-mapped, reused by ``--resume``), and
@@ -135,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--compile", dest="compile", action="store_true", default=None)
     p.add_argument("--no-compile", dest="compile", action="store_false")
+    p.add_argument("--strategy", default="ddp", choices=["ddp", "fsdp"],
+                   help="under torchrun: replicate (ddp) or shard (fsdp) the model")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     return p
 
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
         compile=preset.compile if args.compile is None else args.compile,
         eval_every=preset.eval_every, eval_iters=preset.eval_iters, log_every=preset.log_every,
         ckpt_every=preset.ckpt_every, keep_last=2, out_dir=str(out), seed=args.seed,
-        progress=not args.quiet, device=args.device)
+        progress=not args.quiet, device=args.device, strategy=args.strategy)
     if cfg.compile and (args.device or ("cuda" if torch.cuda.is_available() else "cpu")) == "cpu":
         cfg = replace(cfg, compile=False)  # compiling a tiny CPU model costs more than it saves
     trainer = Trainer(model, cfg, make_get_batch(train_tokens, preset.batch_size, preset.block_size),
@@ -191,9 +194,11 @@ def main(argv: list[str] | None = None) -> dict:
                "tokens": trainer.state.tokens, "out": str(out),
                "train_loss": next((r["loss"] for r in reversed(records) if r["kind"] == "train"), None),
                "val_loss": next((r["val_loss"] for r in reversed(records) if r["kind"] == "eval"), None)}
-    if trainer.dist.is_main and trainer.state.step == preset.max_steps:
-        export(trainer.raw_model, tok, out)
-        summary["model"] = str(out / "model.safetensors")
+    if trainer.state.step == preset.max_steps:
+        full = trainer.full_model()  # under FSDP a collective; the model on rank 0
+        if trainer.dist.is_main:
+            export(full, tok, out)
+            summary["model"] = str(out / "model.safetensors")
     if trainer.dist.enabled:
         import torch.distributed as dist
 

@@ -33,19 +33,26 @@ to the trainer's device. Tokens per batch (for tokens/s and MFU) are ``inputs.nu
 Each optimiser step consumes ``grad_accum`` batches (micro-batches); the loss is divided by
 ``grad_accum`` so the step equals one step on the concatenated batch.
 
-**Distributed.** Under ``torchrun --nproc_per_node=N`` or ``accelerate launch`` (both set
-``RANK``/``WORLD_SIZE``/``LOCAL_RANK``) the trainer initialises the process group (gloo on CPU,
-nccl on CUDA) and wraps the model in ``DistributedDataParallel``. Every rank draws the *same*
+**Distributed.** Under ``torchrun --nproc_per_node=N`` or ``accelerate launch --multi_gpu
+--num_processes N`` (both set ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``; the latter is torchrun
+underneath and works on CPU too) the trainer initialises the process group (gloo on CPU, nccl
+on CUDA) and wraps the model in ``DistributedDataParallel`` — or, with
+``TrainConfig(strategy="fsdp")``, shards it with FSDP2 ``fully_shard`` (each ``nn.ModuleList``
+entry, then the root). ``accelerate launch --cpu --num_processes N`` is *not* supported: it
+starts a single process unless MPI is installed (accelerate's multi-CPU path is ``mpirun``). Every rank draws the *same*
 global batch and keeps its contiguous slice of rows (rank ``r`` of ``N`` keeps rows
 ``[r·B/N, (r+1)·B/N)``), so N processes see exactly the single-process batch; the batch size must
 be divisible by N. Gradients are averaged by DDP, which equals the single-process gradient when
 each row has the same number of counted targets (always true for packed causal-LM blocks).
-Only rank 0 writes metrics and checkpoints.
+Only rank 0 writes metrics and checkpoints; under FSDP the shards are gathered to rank 0 first,
+so a checkpoint has the same files as a single-process one (the optimizer state is keyed by
+parameter name instead of index, so resume with the same strategy).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -68,6 +75,7 @@ import torch.nn as nn
 
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STRATEGIES = ("ddp", "fsdp")
 CKPT_PREFIX = "step_"
 
 
@@ -102,6 +110,10 @@ class TrainConfig:
         progress: show a ``tqdm.auto`` progress bar (rank 0 only).
         device: ``"cpu"``, ``"cuda"`` … (``None``: :func:`llmcourse.get_device`; the local GPU
             under torchrun).
+        strategy: how to spread a distributed run: ``ddp`` (a full copy of the model per
+            process) or ``fsdp`` (PyTorch FSDP2 ``fully_shard``: parameters, gradients and
+            optimizer state sharded across processes, for models whose copy does not fit on one
+            device). Ignored in a single process.
     """
 
     max_steps: int = 100
@@ -126,6 +138,7 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     device: str | None = None
+    strategy: str = "ddp"
 
     def __post_init__(self) -> None:
         def pos_int(name: str, allow_zero: bool = False) -> None:
@@ -151,6 +164,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.grad_clip must be None or >= 0, got {self.grad_clip!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"TrainConfig.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"TrainConfig.strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"TrainConfig.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
@@ -588,11 +604,23 @@ class Trainer:
             if not callable(cb):
                 raise TypeError(f"callbacks must be callables, got {type(cb).__name__}")
 
+        self.fsdp = self.dist.enabled and cfg.strategy == "fsdp"
+        # FSDP: a CPU replica of the full model, to read and write checkpoints in the same
+        # safetensors format as a single process (rank 0 gathers the shards into it).
+        self._replica = copy.deepcopy(model).to("cpu") if self.fsdp else None
         model.to(device)
         self.raw_model = model
+        if self.fsdp:
+            from torch.distributed.fsdp import fully_shard
+
+            for module in list(model.modules()):
+                if isinstance(module, nn.ModuleList):  # shard each block, then the rest
+                    for block in module:
+                        fully_shard(block)
+            fully_shard(model)
         self.optimizer = self._make_optimizer(model)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        if self.dist.enabled:
+        if self.dist.enabled and not self.fsdp:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -647,8 +675,10 @@ class Trainer:
         for micro in range(cfg.grad_accum):
             batch = self._next_batch()
             tokens += batch_tokens(batch)
-            sync = (not self.dist.enabled or micro == cfg.grad_accum - 1
-                    or not hasattr(self.model, "no_sync"))
+            last_micro = micro == cfg.grad_accum - 1
+            if self.fsdp:  # FSDP2: reduce-scatter gradients only on the last micro-batch
+                self.raw_model.set_requires_gradient_sync(last_micro)
+            sync = not self.dist.enabled or last_micro or not hasattr(self.model, "no_sync")
             ctx = contextlib.nullcontext() if sync else self.model.no_sync()
             with ctx:
                 with autocast_context(self.precision, self.device):
@@ -677,6 +707,8 @@ class Trainer:
         else:
             norm = torch.linalg.vector_norm(torch.stack(
                 [p.grad.detach().float().norm() for p in self.model.parameters() if p.grad is not None]))
+        if hasattr(norm, "full_tensor"):  # a DTensor under FSDP
+            norm = norm.full_tensor()
         grad_norm = float(norm)
         if not math.isfinite(grad_norm) and self.precision != "fp16":
             self.optimizer.zero_grad(set_to_none=True)
@@ -785,6 +817,23 @@ class Trainer:
                 bar.close()
         return records
 
+    def full_model(self) -> nn.Module | None:
+        """The whole trained model, unwrapped (no DDP/compile wrapper), for export or sampling.
+
+        Under FSDP this is a collective call (every rank must make it): rank 0 gets a CPU copy
+        holding the gathered weights, the other ranks ``None``.
+        """
+        if not self.fsdp:
+            return _unwrap(self.model)
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        full = get_model_state_dict(self.raw_model,
+                                    options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if not self.dist.is_main:
+            return None
+        self._replica.load_state_dict(full)
+        return self._replica
+
     def _tokens_per_row(self) -> int | None:
         cfg = getattr(_unwrap(self.model), "config", None)
         return getattr(cfg, "block_size", None)
@@ -817,6 +866,16 @@ class Trainer:
             import torch.distributed as dist
 
             dist.barrier()
+        weights_source, opt_state = self.full_model(), None
+        if self.fsdp:  # a collective: every rank takes part, rank 0 receives the full tensors
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_optimizer_state_dict,
+            )
+
+            opt_state = get_optimizer_state_dict(
+                self.raw_model, self.optimizer,
+                options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         if not self.dist.is_main:
             return None
         root = self.out_dir / "checkpoints"
@@ -824,11 +883,12 @@ class Trainer:
         name = f"{CKPT_PREFIX}{self.state.step:06d}"
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
         try:
-            save_weights(self.model, tmp / "model.safetensors")
+            save_weights(weights_source, tmp / "model.safetensors")
             state = {
                 "step": self.state.step, "tokens": self.state.tokens,
                 "best_val": self.state.best_val,
-                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                "optimizer": self.optimizer.state_dict() if opt_state is None else opt_state,
+                "scaler": self.scaler.state_dict(),
                 "rng": _rng_state(), "data": self.train_stream.state_dict(),
             }
             torch.save(state, tmp / "state.pt")
@@ -853,9 +913,21 @@ class Trainer:
         if not (path / "state.pt").is_file() or not (path / "model.safetensors").is_file():
             raise ValueError(f"{str(path)!r} is not a checkpoint directory (needs model.safetensors "
                              "and state.pt)")
-        load_weights(self.model, path / "model.safetensors")
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.fsdp:  # every rank reads the full checkpoint and keeps its shards
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+                set_optimizer_state_dict,
+            )
+
+            load_weights(self._replica, path / "model.safetensors")
+            opts = StateDictOptions(full_state_dict=True)
+            set_model_state_dict(self.raw_model, self._replica.state_dict(), options=opts)
+            set_optimizer_state_dict(self.raw_model, self.optimizer, state["optimizer"], options=opts)
+        else:
+            load_weights(self.model, path / "model.safetensors")
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
         self.train_stream.load_state_dict(state["data"])

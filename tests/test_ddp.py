@@ -1,4 +1,4 @@
-"""DDP on CPU: two gloo processes equal one process with the same global batch."""
+"""DDP and FSDP on CPU: two gloo processes equal one process with the same global batch."""
 
 from __future__ import annotations
 
@@ -44,6 +44,23 @@ def test_two_gloo_processes_equal_one(tmp_path, accum):
     run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          WORKER, multi], {"GRAD_ACCUM": accum})
     compare(single, multi)
+
+
+@pytest.mark.slow
+def test_fsdp_two_processes_equal_one_and_resume(tmp_path):
+    """FSDP2 (fully_shard) on 2 gloo processes: same weights as 1 process, also after a
+    checkpoint written from the shards and read back into them half-way."""
+    single = str(tmp_path / "single.safetensors")
+    run([sys.executable, WORKER, single])
+    for name, extra in (("fsdp", {}), ("fsdp_resumed", {"RESUME_DIR": str(tmp_path / "ckpt")})):
+        out = str(tmp_path / f"{name}.safetensors")
+        run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+             WORKER, out], {"STRATEGY": "fsdp", **extra})
+        compare(single, out)
+    from llmcourse.train import SAFE_PICKLE_GLOBALS, list_checkpoints, pickle_globals
+
+    ckpt = list_checkpoints(tmp_path / "ckpt")[-1]
+    assert pickle_globals(ckpt / "state.pt") <= SAFE_PICKLE_GLOBALS
 
 
 @pytest.mark.slow

@@ -271,7 +271,7 @@ def test_lr_schedules():
     (dict(max_steps=0), "max_steps"), (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"),
     (dict(schedule="step"), "schedule"), (dict(precision="fp8"), "precision"),
     (dict(grad_accum=1.5), "grad_accum"), (dict(min_lr=5.0, lr=1.0), "min_lr"),
-    (dict(betas=(0.9, 1.5)), "betas"),
+    (dict(betas=(0.9, 1.5)), "betas"), (dict(strategy="zero3"), "strategy"),
 ])
 def test_config_validation(kw, match):
     with pytest.raises((ValueError, TypeError), match=match):
