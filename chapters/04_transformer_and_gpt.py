@@ -428,6 +428,18 @@ assert torch.equal(s1, s2)
 print("cached == recomputed (greedy and sampled):", torch.equal(a, b) and torch.equal(s1, s2))
 
 # %% [markdown]
+# Hugging Face's own `generate` (with its own KV cache) on the exported model writes the same
+# greedy tokens as ours — another check that the two models are one:
+
+# %%
+hf_model = model.to_hf().eval()
+with torch.no_grad():
+    hf_out = hf_model.generate(prompt, max_new_tokens=40, do_sample=False,
+                               attention_mask=torch.ones_like(prompt), pad_token_id=0)
+assert torch.equal(hf_out, model.generate(prompt, 40, temperature=0))
+print("HF generate == our generate (greedy, 40 tokens):", True)
+
+# %% [markdown]
 # The model sees at most `block_size` tokens. Past that, `generate` keeps the last `block_size`
 # (a sliding window); since every position then shifts, the cache is rebuilt from the window.
 # The speed-up grows with the length generated; we time a longer context than our tiny model's:
