@@ -443,7 +443,10 @@ assert device.type == "cuda" or all(r["mfu"] is None for r in train_recs)
 # Under `torchrun` (or `accelerate launch --multi_gpu`) the same `Trainer` wraps the model in
 # PyTorch's `DistributedDataParallel`: each process takes its slice of every global batch, and
 # gradients are averaged across processes — so N processes compute what one would (the test
-# suite checks it with 2 CPU processes). Here is the `ci` preset, in-process:
+# suite checks it with 2 CPU processes). A model too big for one GPU's memory takes
+# `--strategy fsdp` (`TrainConfig(strategy="fsdp")`): PyTorch's FSDP shards parameters, gradients
+# and optimizer state across the processes (chapter 07 counts what that saves). Here is the `ci`
+# preset, in-process:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
