@@ -1,7 +1,7 @@
 """What a training run costs: parameters, FLOPs, memory per GPU, GPU-hours, dollars.
 
-Pure Python (torch is imported only by :func:`saved_activation_bytes`, the one measured
-helper). Every formula cites where it comes from:
+The formulas are plain Python arithmetic on numbers (no tensors); only
+:func:`saved_activation_bytes`, the one measured helper, runs a model. Every formula cites where it comes from:
 
 * Parameter counts: GPT-2 (Radford et al. 2019) and Llama 2 (Touvron et al. 2023), counted
   weight by weight; checked against the published 124,439,808 (GPT-2 small) and 6.74e9
@@ -78,8 +78,8 @@ PRESETS: dict[str, dict] = {
 # by provider, commitment and region: pass your own ``usd_per_gpu_hour`` for a real plan.
 # A100 80GB and H100 SXM: midpoints of the "typical on-demand range" ($1.49–2.49 and
 # $2.49–3.99) in "H100 vs A100 Cloud Pricing" (pricegpu.pages.dev, early 2026); H100 PCIe and
-# H200 placed below/above the H100 SXM accordingly; T4 and L4: Google Cloud GPU list prices
-# (us-central1, GPU only, 2024–2025) rounded.
+# H200 placed below/above the H100 SXM accordingly (our assumption, no single source); T4 and
+# L4: approximate Google Cloud on-demand GPU prices (us-central1, GPU only, 2024–2025).
 GPU_PRICES_USD: dict[str, float] = {
     "T4": 0.35, "L4": 0.70, "A100": 2.00, "H100-SXM": 3.20, "H100-PCIe": 2.60, "H200": 3.80,
 }
