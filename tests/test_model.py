@@ -235,3 +235,14 @@ def test_greedy_generate_matches_hugging_face_generate():
     theirs = hf.generate(idx, max_new_tokens=8, do_sample=False,
                          attention_mask=torch.ones_like(idx), pad_token_id=0)
     assert torch.equal(m.generate(idx, 8, temperature=0), theirs)
+
+
+def test_from_hf_rejects_untied_head():
+    cfg = transformers.GPT2Config(vocab_size=61, n_positions=16, n_embd=16, n_layer=1, n_head=2,
+                                  tie_word_embeddings=False, bos_token_id=None,
+                                  eos_token_id=None)
+    hf = transformers.GPT2LMHeadModel(cfg)
+    with torch.no_grad():
+        hf.lm_head.weight.add_(1.0)
+    with pytest.raises(ValueError, match="tied"):
+        GPT.from_hf(hf)
