@@ -430,8 +430,8 @@ assert not torch.allclose(adam_l2, adamw, atol=1e-4)
 print("Adam + L2 and AdamW take different steps:", True)
 
 # %% [markdown]
-# In GPT training (chapter 06) AdamW's weight decay is applied to the matrices only — not to
-# biases, LayerNorm gains or embeddings' positions of little data — through parameter groups.
+# In GPT training (chapter 06) AdamW's weight decay is usually applied to the weight matrices
+# only — not to biases and LayerNorm gains — through the optimiser's parameter groups.
 #
 # ## Exercises
 #
