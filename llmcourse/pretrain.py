@@ -167,6 +167,17 @@ def main(argv: list[str] | None = None) -> dict:
         import datasets
 
         datasets.disable_progress_bars()
+    from llmcourse.train import setup_distributed
+
+    device_type = torch.device(args.device).type if args.device else (
+        "cuda" if torch.cuda.is_available() else "cpu")
+    dist_info = setup_distributed(device_type)  # no-op in a single process
+    if dist_info.enabled:  # rank 0 tokenises; the others wait, then read its files
+        import torch.distributed as dist
+
+        if dist_info.is_main:
+            prepare_data(preset, out)
+        dist.barrier()
     tok, train_tokens, val_tokens = prepare_data(preset, out)
     vocab = preset.model_vocab or tok.get_vocab_size()
     seed_everything(args.seed)

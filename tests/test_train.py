@@ -332,3 +332,25 @@ def test_benchmark_script_runs_both_sides():
     cpu = torch.device("cpu")
     assert mod.plain_loop(tiny_gpt(0, 0.0), batches, 2, cpu, "fp32") > 0
     assert mod.trainer_run(tiny_gpt(0, 0.0), batches, 2, cpu, "fp32") > 0
+
+
+def test_a_crash_during_save_leaves_the_last_checkpoint_intact(tmp_path, monkeypatch):
+    t = Trainer(tiny_gpt(), cfg(tmp_path, max_steps=4, ckpt_every=2), data())
+    t.fit(until=2)
+    before = {p.name: p.read_bytes() for p in list_checkpoints(tmp_path)[-1].iterdir()}
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(torch, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        t.fit()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000002"]
+    assert {p.name: p.read_bytes() for p in list_checkpoints(tmp_path)[-1].iterdir()} == before
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path):
+    t = Trainer(tiny_gpt(0, 0.0), cfg(tmp_path, max_steps=10, ckpt_every=0, precision="bf16"), data())
+    recs = t.fit()
+    assert t.precision == "bf16" and recs[-1]["loss"] < recs[0]["loss"]
