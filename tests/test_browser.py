@@ -32,8 +32,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-sync"]
 
 # reads every plotly graph on the page: the heatmap z of its first trace, as text
+# (z from _fullData: plotly.js has decoded base64 typed arrays there)
+Z_OF = ("(gd) => JSON.stringify(Array.from((gd._fullData && gd._fullData[0] || gd.data[0]).z,"
+        " row => Array.from(row)))")
 READ_GRAPHS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
-    z: JSON.stringify(Array.from(gd.data[0].z, row => Array.from(row))),
+    z: (""" + Z_OF + """)(gd),
     title: (gd.layout.title && gd.layout.title.text) || '',
     opacity: gd.data.map(t => t.opacity === undefined ? 1 : t.opacity).join(','),
     menus: (gd.layout.updatemenus || []).length,
@@ -73,7 +76,8 @@ def jupyterlab(tmp_path):
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
                JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
-               LLMCOURSE_PROFILE="ci", PYTHONPATH=str(ROOT))
+               LLMCOURSE_PROFILE="ci",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     log = open(tmp_path / "jupyterlab.log", "w")
     proc = subprocess.Popen(
         [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -140,12 +144,12 @@ def test_attention_widgets_in_jupyterlab(jupyterlab, tmp_path):
             page.wait_for_function(
                 "(old) => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
                 "gd => gd.layout.title && gd.layout.title.text === 'layer 1 · head 2' &&"
-                " JSON.stringify(Array.from(gd.data[0].z, r => Array.from(r))) !== old)",
-                arg=before["z"], timeout=30_000)
+                " (" + Z_OF + ")(gd) !== old)", arg=before["z"], timeout=30_000)
             after = [g for g in page.evaluate(READ_GRAPHS) if g["menus"] == 0][0]
             assert after["z"] != before["z"]
             z_before, z_after = json.loads(before["z"]), json.loads(after["z"])
             assert len(z_before) == len(z_after) == 15  # "abc abd abc abd"
+            assert z_before != z_after
 
             # the static figure's head menu works with no kernel round trip: plotly restyles
             static_gd = page.locator(".js-plotly-plot").filter(has=page.locator(".updatemenu-header"))
