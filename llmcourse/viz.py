@@ -44,7 +44,12 @@ __all__ = [
     "model_view",
 ]
 
-COLORSCALE = "Blues"
+# plotly.py's sequential "Blues" (white → dark blue), written out: plotly.js's own legacy
+# "Blues" runs the other way, and model_view's figure is not re-validated by plotly.py
+COLORSCALE = [[0.0, "rgb(247,251,255)"], [0.125, "rgb(222,235,247)"],
+              [0.25, "rgb(198,219,239)"], [0.375, "rgb(158,202,225)"],
+              [0.5, "rgb(107,174,214)"], [0.625, "rgb(66,146,198)"],
+              [0.75, "rgb(33,113,181)"], [0.875, "rgb(8,81,156)"], [1.0, "rgb(8,48,107)"]]
 MASK_COLOR = "#c8c8c8"  # masked cells: plot background shows through the gaps
 _ZWSP = "\u200b"  # makes repeated tokens distinct categories without changing how they look
 
@@ -354,8 +359,8 @@ def attention_heatmap(attentions: Any, tokens: Sequence[str], layer: int = 0, he
         coloraxis=dict(colorscale=COLORSCALE, cmin=0.0, cmax=1.0,
                        colorbar=dict(title=dict(text="weight"), thickness=12)),
         xaxis=dict(title=dict(text="key (attended to)"), side="bottom", tickangle=-45,
-                   showgrid=False, constrain="domain"),
-        yaxis=dict(title=dict(text="query (attending)"), autorange="reversed", showgrid=False,
+                   showgrid=False, constrain="domain", range=[-0.5, S - 0.5]),
+        yaxis=dict(title=dict(text="query (attending)"), range=[T - 0.5, -0.5], showgrid=False,
                    scaleanchor="x", constrain="domain"),
         yaxis2=dict(overlaying="y", visible=False, range=[0, 1], fixedrange=True),
         updatemenus=[
@@ -440,7 +445,7 @@ def model_view(attentions: Any, tokens: Sequence[str], *, batch_index: int = 0,
                    font=dict(size=13)),
         coloraxis=dict(colorscale=COLORSCALE, cmin=0, cmax=100,
                        colorbar=dict(title=dict(text="%"), thickness=10)),
-        annotations=annotations, template="none",
+        annotations=annotations, plot_bgcolor="white", paper_bgcolor="white",
     )
     # built as plain dicts and not re-validated by plotly.py (72 traces: 3× faster); the tests
     # validate the same dict with go.Figure(fig.to_dict())

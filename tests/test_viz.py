@@ -148,6 +148,12 @@ def test_model_view_grid_labels_and_hover():
     assert abs(int(np.asarray(tr.z)[4, 4]) - round(a[0][0, 1, 4, 4].item() * 100)) <= 0
 
 
+def test_model_view_exports_to_static_html(tmp_path):
+    html = open(viz.export_html(viz.model_view(_atts(), TOKS), tmp_path / "mv.html"),
+                encoding="utf-8").read()
+    assert '"type":"heatmap"' in html and '<script src="http' not in html
+
+
 def test_model_view_pools_long_inputs():
     a = _atts(L=1, H=2, T=300)
     fig = viz.model_view(a, [f"t{i}" for i in range(300)], max_tokens=100)
