@@ -125,6 +125,24 @@ assert torch.allclose(bigram_raw.prob_table().sum(1), torch.ones(V, dtype=torch.
 assert len(fig.data) == 1 and fig.data[0].z.shape == (len(show), len(show))
 
 # %% [markdown]
+# With a model in hand, the chain rule gives the probability of a whole sentence: multiply the
+# next-token probabilities (add their logs, to avoid underflow). Real English scores far higher
+# than the same letters reversed:
+
+# %%
+def sentence_logprob(lm: NGramLM, sentence: str) -> float:
+    ids = tok.encode(sentence)
+    return sum(math.log(lm.probs(ids[:t])[ids[t]]) for t in range(1, len(ids)))  # chain rule
+
+
+smoothed = NGramLM(2, V, alpha=0.1).fit(train_ids)
+s_fwd, s_rev = "the value of the object", "the value of the object"[::-1]
+lp_fwd, lp_rev = sentence_logprob(smoothed, s_fwd), sentence_logprob(smoothed, s_rev)
+print(f"log P({s_fwd!r}) > log P({s_rev!r}): {lp_fwd > lp_rev}")
+assert lp_fwd > lp_rev + 5
+assert math.isclose(lp_fwd, float(smoothed.log_probs(tok.encode(s_fwd)).sum()), rel_tol=1e-9)
+
+# %% [markdown]
 # ### Smoothing
 #
 # With raw counts, a pair that never occurred in training has probability **zero**, and a single
