@@ -170,7 +170,7 @@ def probe_head() -> nn.Linear:
     with torch.no_grad():
         head.weight.copy_(torch.tensor(probe.coef_))
         head.bias.copy_(torch.tensor(probe.intercept_))
-    return head
+    return head.to(device)
 
 
 y_train = torch.tensor(ytr)
@@ -264,7 +264,7 @@ def copy_adapters_to_peft() -> None:
 copy_adapters_to_peft()
 batch = {k: v.to(device) for k, v in get_batch(torch.Generator().manual_seed(1), 8).items()
          if k != "labels"}
-base_logits = full.__class__(encoder, probe_head())(**batch)[0]
+base_logits = EncoderClassifier(encoder, probe_head())(**batch)[0]
 ours.eval(), theirs.eval()
 with torch.no_grad():
     assert torch.allclose(ours(**batch)[0], base_logits, atol=1e-5)  # B = 0: the base model
