@@ -8,7 +8,7 @@ PROFILE ?= ci
 NOTEBOOKS := $(sort $(wildcard chapters/[0-9][0-9]_*.ipynb))
 export PYTHONHASHSEED := 0
 
-.PHONY: lab test notebooks lint install clean
+.PHONY: lab test notebooks lint assets install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ notebooks: $(STAMP)
 	$(VENV)/bin/jupytext --sync chapters/[0-9][0-9]_*.py
 	LLMCOURSE_PROFILE=$(PROFILE) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.store_widget_state=False --ExecutePreprocessor.timeout=900 $(NOTEBOOKS)
+
+# Figures in assets/ are made by the project: the real-browser test's screenshot of the widgets.
+assets: $(STAMP)
+	LLMCOURSE_UPDATE_ASSETS=1 $(VENV)/bin/pytest -q -p no:nbval -o addopts="" tests/test_browser.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check llmcourse tests chapters benchmarks conftest.py

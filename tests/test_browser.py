@@ -73,6 +73,11 @@ def jupyterlab(tmp_path):
     work.mkdir()
     shutil.copy(FIXTURE, work / FIXTURE.name)
     port, token = _free_port(), secrets.token_hex(24)
+    # no "get Jupyter news?" toast over the picture, and no check for newer versions (offline)
+    notification = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
                JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
@@ -175,3 +180,5 @@ def test_attention_widgets_in_jupyterlab(jupyterlab, tmp_path):
             browser.close()
     print(f"\nscreenshot: {shot}")
     assert shot.stat().st_size > 10_000
+    if os.environ.get("LLMCOURSE_UPDATE_ASSETS") == "1":  # `make assets` refreshes the README's picture
+        shutil.copy(shot, ROOT / "assets" / "attention_widgets_in_jupyterlab.png")

@@ -48,3 +48,14 @@ def test_second_make_installs_nothing():
                          env={**os.environ, "MAKEFLAGS": ""}, check=True).stdout
     assert "pip install" not in out, out
     assert "pytest" in out
+
+
+def test_readme_chapter_table_lists_every_chapter_with_a_colab_badge():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Chapters", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if re.match(r"\| \d\d \|", line)]
+    chapters = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    assert [re.search(r"\(chapters/(\w+)\.ipynb\)", r).group(1) for r in rows] == chapters
+    for row, name in zip(rows, chapters):
+        assert f"blob/main/chapters/{name}.ipynb" in row, f"{name}: no Colab badge"
+        assert "`llmcourse." in row, f"{name}: no package module named"
