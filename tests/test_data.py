@@ -91,3 +91,16 @@ def test_train_val_split():
         train_val_split("ab", 0.1)
     with pytest.raises(TypeError, match="data"):
         train_val_split(42, 0.1)
+
+
+def test_docstrings_ignore_methods_other_packages_patch_into_stdlib(monkeypatch):
+    import logging
+
+    def warning_twice(self, msg):
+        """Not the standard library's: a third-party package patched it in."""
+
+    monkeypatch.setattr(logging.Logger, "warning_twice", warning_twice, raising=False)
+    docs = data._module_docstrings("logging")
+    names = {d.qualname for d in docs}
+    assert "logging.Logger.warning" in names
+    assert "logging.Logger.warning_twice" not in names
