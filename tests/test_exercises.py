@@ -35,3 +35,13 @@ def test_run_checks_compares_types():
         run_checks(3, [Case((1,), 2)], name="x")
     with pytest.raises(ValueError, match="cases"):
         run_checks(abs, [], name="x")
+
+
+def test_run_checks_does_not_truncate_or_crash_on_wrong_types(capsys):
+    exact = torch.tensor([[2, 0], [1, 3]])
+    # float counts with the right values pass; 2.5 must not pass as 2 by truncation
+    assert run_checks(lambda: exact.float(), [Case((), exact)], name="counts")
+    assert not run_checks(lambda: exact.float() + 0.5, [Case((), exact)], name="counts")
+    # a tensor of several numbers where one number is expected fails, with an explanation
+    assert not run_checks(lambda: torch.zeros(2), [Case((), 1.5)], name="ppl")
+    assert "❌" in capsys.readouterr().out

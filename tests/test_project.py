@@ -4,7 +4,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,17 @@ def test_readme_chapter_table_lists_every_chapter_with_a_colab_badge():
     for row, name in zip(rows, chapters):
         assert f"blob/main/chapters/{name}.ipynb" in row, f"{name}: no Colab badge"
         assert "`llmcourse." in row, f"{name}: no package module named"
+
+
+@pytest.mark.slow
+def test_wheel_holds_every_subpackage(tmp_path):
+    """Colab installs a built wheel, not an editable tree: every package must be in it."""
+    pytest.importorskip("setuptools")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("llmcourse-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = sorted(str(p.parent.relative_to(ROOT)) for p in (ROOT / "llmcourse").rglob("__init__.py"))
+    assert len(packages) >= 2
+    for pkg in packages:
+        assert f"{pkg}/__init__.py" in names, f"{pkg} is missing from the wheel"

