@@ -9,6 +9,8 @@ path on that chip (the T4 has no bf16).
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 # name → {precision: peak FLOP/s}; "memory_gb" is the card's memory in GB (1e9 bytes).
@@ -16,30 +18,37 @@ GPU_SPECS: dict[str, dict[str, float | None]] = {
     "T4": {"fp32": 8.1e12, "tf32": None, "fp16": 65e12, "bf16": None, "memory_gb": 16},
     "L4": {"fp32": 30.3e12, "tf32": 60e12, "fp16": 121e12, "bf16": 121e12, "memory_gb": 24},
     "A100": {"fp32": 19.5e12, "tf32": 156e12, "fp16": 312e12, "bf16": 312e12, "memory_gb": 80},
+    "A100-40GB": {"fp32": 19.5e12, "tf32": 156e12, "fp16": 312e12, "bf16": 312e12, "memory_gb": 40},
     "H100-SXM": {"fp32": 67e12, "tf32": 494.5e12, "fp16": 989.5e12, "bf16": 989.5e12, "memory_gb": 80},
     "H100-PCIe": {"fp32": 51e12, "tf32": 378e12, "fp16": 756e12, "bf16": 756e12, "memory_gb": 80},
     "H200": {"fp32": 67e12, "tf32": 494.5e12, "fp16": 989.5e12, "bf16": 989.5e12, "memory_gb": 141},
 }
-ALIASES = {"H100": "H100-SXM", "A100-80GB": "A100", "A100-40GB": "A100"}
+ALIASES = {"H100": "H100-SXM", "A100-80GB": "A100"}
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 
 
 def gpu_key(name: str) -> str:
-    """Normalise a GPU name (``"a100"``, ``"H100"``, ``"NVIDIA H100 80GB HBM3"``) to a table key."""
+    """Normalise a GPU name to a table key: ``"a100"``, ``"H100"``, or what CUDA reports
+    (``"NVIDIA H100 80GB HBM3"``, ``"Tesla T4"``, ``"NVIDIA A100-SXM4-40GB"``).
+
+    Names are matched word by word, so an L40S is not taken for an L4 nor an H100 NVL for an
+    H100 SXM: a GPU that is not in the table raises ``ValueError`` listing the valid names.
+    """
     if not isinstance(name, str):
         raise TypeError(f"gpu must be a str, got {type(name).__name__}")
     n = name.upper().replace("NVIDIA", "").strip()
-    if n in GPU_SPECS:
-        return n
-    for key in (*ALIASES, *GPU_SPECS):
+    for key in (*GPU_SPECS, *ALIASES):
         if n == key.upper():
             return ALIASES.get(key, key)
-    if "H200" in n:
+    words = set(re.split(r"[\s_-]+", n))
+    if "H200" in words and "NVL" not in words:
         return "H200"
-    if "H100" in n:
-        return "H100-PCIe" if "PCIE" in n else "H100-SXM"
-    for key in ("A100", "L4", "T4"):
-        if key in n.split() or n.startswith(key):
+    if "H100" in words and "NVL" not in words:
+        return "H100-PCIe" if "PCIE" in words else "H100-SXM"
+    if "A100" in words:
+        return "A100-40GB" if "40GB" in words else "A100"
+    for key in ("L4", "T4"):
+        if key in words:
             return key
     raise ValueError(f"unknown gpu {name!r}; valid: {', '.join([*GPU_SPECS, *ALIASES])}")
 
@@ -54,6 +63,15 @@ def peak_flops(gpu: str, precision: str = "bf16") -> float:
         raise ValueError(f"{key} has no {precision} tensor cores; use one of "
                          f"{', '.join(p for p in PRECISIONS if GPU_SPECS[key][p])}")
     return float(value)
+
+
+def native_bf16() -> bool:
+    """Whether the CUDA device computes bf16 in hardware (compute capability 8.0+: A100, L4, H100).
+
+    ``torch.cuda.is_bf16_supported()`` also answers ``True`` on a T4 (capability 7.5), where
+    bf16 is emulated and slow; there the right choice is fp16 with loss scaling.
+    """
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
 
 
 def current_gpu() -> str | None:

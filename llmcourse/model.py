@@ -180,16 +180,30 @@ class GPT(nn.Module):
             raise TypeError(f"idx must hold integer token ids, got dtype {idx.dtype}")
         if idx.dim() != 2:
             raise ValueError(f"idx must have shape (batch, time), got {tuple(idx.shape)}")
-        T = idx.size(1)
-        if T == 0:
-            raise ValueError("idx must hold at least one token per sequence, got time length 0")
+        B, T = idx.shape
+        if B == 0 or T == 0:
+            raise ValueError(f"idx must hold at least one token, got shape {tuple(idx.shape)}")
         if T > self.config.block_size:
             raise ValueError(
                 f"sequence length {T} exceeds block_size {self.config.block_size}; crop the input")
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= self.config.vocab_size:
+        # a value check reads the ids back from the device (one sync): torch.compile'd graphs
+        # skip it, so that it neither breaks the graph nor stalls the GPU every step
+        if not torch.compiler.is_compiling() and bool(((idx < 0) | (idx >= self.config.vocab_size)).any()):
+            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), got min "
+                             f"{int(idx.min())}, max {int(idx.max())}")
+
+    def _check_targets(self, targets: torch.Tensor, idx: torch.Tensor) -> None:
+        if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
             raise ValueError(
-                f"token ids must be in [0, {self.config.vocab_size}), got min {lo}, max {hi}")
+                f"targets must have the shape of idx {tuple(idx.shape)}, got "
+                f"{tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}")
+        if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+            raise TypeError(f"targets must hold integer token ids, got dtype {targets.dtype}")
+        V = self.config.vocab_size
+        if not torch.compiler.is_compiling() and bool(
+                (((targets < 0) & (targets != -100)) | (targets >= V)).any()):
+            raise ValueError(f"targets must be token ids in [0, {V}) or -100 (ignored), got min "
+                             f"{int(targets.min())}, max {int(targets.max())}")
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 return_attentions: bool = False):
@@ -211,10 +225,7 @@ class GPT(nn.Module):
         logits = self.lm_head(x)  # (B, T, vocab)
         loss = None
         if targets is not None:
-            if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
-                raise ValueError(
-                    f"targets must have the shape of idx {tuple(idx.shape)}, got "
-                    f"{tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}")
+            self._check_targets(targets, idx)
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)),
                                    targets.reshape(-1).long(), ignore_index=-100)
         if return_attentions:

@@ -61,9 +61,10 @@ def _make(name: str) -> Profile:
             gpt=MappingProxyType(dict(n_layer=4, n_head=4, n_embd=128, block_size=128)),
             batch_size=32, max_steps=1_000, eval_iters=20, corpus_chars=None, compile=False,
         )
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    from llmcourse.hardware import native_bf16
+
     return Profile(
-        name="gpu", precision="bf16" if bf16 else "fp16",
+        name="gpu", precision="bf16" if native_bf16() else "fp16",
         gpt=MappingProxyType(dict(n_layer=6, n_head=6, n_embd=384, block_size=256)),
         batch_size=64, max_steps=5_000, eval_iters=50, corpus_chars=None, compile=True,
     )

@@ -81,7 +81,7 @@ PRESETS: dict[str, dict] = {
 # H200 placed below/above the H100 SXM accordingly (our assumption, no single source); T4 and
 # L4: approximate Google Cloud on-demand GPU prices (us-central1, GPU only, 2024–2025).
 GPU_PRICES_USD: dict[str, float] = {
-    "T4": 0.35, "L4": 0.70, "A100": 2.00, "H100-SXM": 3.20, "H100-PCIe": 2.60, "H200": 3.80,
+    "T4": 0.35, "L4": 0.70, "A100": 2.00, "A100-40GB": 1.50, "H100-SXM": 3.20, "H100-PCIe": 2.60, "H200": 3.80,
 }
 
 _GB = 1e9

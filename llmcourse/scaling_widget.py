@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from llmcourse.hardware import GPU_SPECS
+from llmcourse.hardware import GPU_SPECS, gpu_key
 from llmcourse.scaling import (
     GPU_PRICES_USD,
     PRESETS,
@@ -41,8 +41,7 @@ class ScalingCalculator:
     def __init__(self, model: str = "Llama-2-7B", *, gpu: str = "A100") -> None:
         if model not in PRESETS:
             raise ValueError(f"model must be one of {', '.join(PRESETS)}, got {model!r}")
-        if gpu not in GPU_SPECS:
-            raise ValueError(f"gpu must be one of {', '.join(GPU_SPECS)}, got {gpu!r}")
+        gpu = gpu_key(gpu)  # "H100" → "H100-SXM"; an unknown name raises listing the valid ones
         style = {"description_width": "120px"}
         self.controls: dict[str, widgets.Widget] = {
             "model": widgets.Dropdown(options=list(PRESETS), value=model,

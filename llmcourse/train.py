@@ -73,6 +73,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from llmcourse.hardware import native_bf16
+
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STRATEGIES = ("ddp", "fsdp")
@@ -258,7 +260,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
         if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            return "bf16" if native_bf16() else "fp16"
         return "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise ValueError(f"precision='fp16' needs a CUDA GPU (GradScaler); device is {device.type}")
@@ -698,7 +700,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             what = f"loss is {loss_f}" if not math.isfinite(loss_f) else f"learning rate is {lr}"
             raise NonFiniteLossError(
-                f"{what} at step {step}: training stopped before updating the weights. "
+                f"{what} at step {step + 1}: training stopped before updating the weights. "
                 f"Last good checkpoint: {self.state.last_checkpoint or 'none saved yet'} "
                 "(lower the learning rate, check the data, or use bf16 instead of fp16).")
         self.scaler.unscale_(self.optimizer)
@@ -713,7 +715,7 @@ class Trainer:
         if not math.isfinite(grad_norm) and self.precision != "fp16":
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLossError(
-                f"gradient norm is {grad_norm} at step {step}: training stopped before updating "
+                f"gradient norm is {grad_norm} at step {step + 1}: training stopped before updating "
                 f"the weights. Last good checkpoint: {self.state.last_checkpoint or 'none saved yet'}.")
         self.scaler.step(self.optimizer)  # fp16: skips the step if the gradients overflowed
         self.scaler.update()
@@ -804,14 +806,17 @@ class Trainer:
                     t0, tok0 = time.perf_counter(), 0
                 if cfg.eval_every and self.val_data is not None and (step % cfg.eval_every == 0 or
                                                                      step == cfg.max_steps):
+                    te = time.perf_counter()
                     val = self.evaluate()
                     self.state.best_val = val if self.state.best_val is None else min(self.state.best_val, val)
                     self._emit({"kind": "eval", "step": step, "val_loss": val}, records)
+                    t0 += time.perf_counter() - te  # evaluating is not training time
                 if record is not None:
                     self._emit(record, records)
                 if cfg.ckpt_every and (step % cfg.ckpt_every == 0 or step == cfg.max_steps):
+                    ts = time.perf_counter()
                     self.save_checkpoint()
-                    t0 = time.perf_counter()  # saving is not training time
+                    t0 += time.perf_counter() - ts  # nor is saving
         finally:
             if bar is not None:
                 bar.close()

@@ -16,7 +16,7 @@ def test_peaks():
     assert peak_flops("A100") == 312e12
     assert peak_flops("H100", "bf16") == 989.5e12
     assert peak_flops("T4", "fp16") == 65e12
-    assert set(GPU_SPECS) == {"T4", "L4", "A100", "H100-SXM", "H100-PCIe", "H200"}
+    assert set(GPU_SPECS) == {"T4", "L4", "A100", "A100-40GB", "H100-SXM", "H100-PCIe", "H200"}
 
 
 def test_errors_list_choices():
@@ -35,3 +35,30 @@ def test_current_gpu_none_on_cpu():
 
     if not torch.cuda.is_available():
         assert current_gpu() is None
+
+
+def test_gpu_names_match_word_by_word():
+    assert gpu_key("NVIDIA A100-SXM4-80GB") == "A100"
+    assert gpu_key("NVIDIA A100-PCIE-40GB") == "A100-40GB"
+    assert GPU_SPECS["A100-40GB"]["memory_gb"] == 40
+    assert gpu_key("NVIDIA H100 80GB HBM3") == "H100-SXM"
+    # chips the table does not list are not mistaken for one it does (an L40S is no L4)
+    for other in ("NVIDIA L40S", "L40", "T400", "A1000", "NVIDIA H100 NVL"):
+        with pytest.raises(ValueError, match="unknown gpu"):
+            gpu_key(other)
+
+
+def test_t4_gets_fp16_not_emulated_bf16(monkeypatch):
+    import torch
+
+    from llmcourse.hardware import native_bf16
+    from llmcourse.profiles import profile
+    from llmcourse.train import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # as torch says on a T4
+    for capability, expected in (((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
+        assert native_bf16() is (expected == "bf16")
+        assert profile("gpu").precision == expected
+        assert resolve_precision("auto", torch.device("cuda")) == expected

@@ -65,6 +65,16 @@ def test_forward_shapes_loss_and_bad_inputs():
         m(idx, targets[:, :5])
     with pytest.raises(TypeError, match="integer"):
         m(torch.zeros(1, 3))
+    # bad targets are a clear error, never an IndexError on CPU or a device-side assert on CUDA
+    for bad in (61, -2):
+        wrong = targets.clone()
+        wrong[1, 3] = bad
+        with pytest.raises(ValueError, match=r"targets must be token ids in \[0, 61\) or -100"):
+            m(idx, wrong)
+    with pytest.raises(TypeError, match="targets must hold integer"):
+        m(idx, targets.float())
+    with pytest.raises(ValueError, match="at least one token"):
+        m(torch.zeros(0, 4, dtype=torch.long))
 
 
 def test_explicit_attention_path_matches_fused():

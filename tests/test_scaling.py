@@ -258,6 +258,7 @@ def test_calculator_bad_inputs():
         ScalingCalculator("GPT-5")
     with pytest.raises(ValueError, match="A100"):
         ScalingCalculator(gpu="TPU")
+    assert ScalingCalculator(gpu="H100").controls["gpu"].value == "H100-SXM"  # aliases work
     assert training_memory(1e9, activations=False)["total"] == 16e9
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 
 import numpy as np
 import pytest
@@ -176,13 +177,13 @@ def test_nan_guard_names_the_step_and_keeps_the_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = ExplodingGPT(GPTConfig(vocab_size=VOCAB, block_size=BLOCK, n_layer=1, n_head=2, n_embd=16))
     t = Trainer(model, cfg(tmp_path, max_steps=20, ckpt_every=5), data())
-    with pytest.raises(NonFiniteLossError, match=r"loss is inf at step 7.*step_000005"):
+    with pytest.raises(NonFiniteLossError, match=r"loss is inf at step 8.*step_000005"):
         t.fit()
     ckpts = list_checkpoints(tmp_path)
     assert [p.name for p in ckpts] == ["step_000005"]
     # the weights were not updated with the bad step, and the checkpoint still loads
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    assert t.state.step == 7
+    assert t.state.step == 7  # steps are counted as in metrics.jsonl: 7 done, the 8th failed
     torch.manual_seed(1)
     other = GPT(GPTConfig(vocab_size=VOCAB, block_size=BLOCK, n_layer=1, n_head=2, n_embd=16))
     fresh = Trainer(other, cfg(tmp_path, max_steps=20, ckpt_every=5), data(), resume=True)
@@ -195,7 +196,7 @@ def test_nan_guard_on_inf_learning_rate(tmp_path, monkeypatch):
     t = Trainer(tiny_gpt(), cfg(tmp_path, max_steps=10, ckpt_every=0), data())
     real = train.lr_at
     monkeypatch.setattr(train, "lr_at", lambda s, c: math.inf if s == 3 else real(s, c))
-    with pytest.raises(NonFiniteLossError, match="learning rate is inf at step 3"):
+    with pytest.raises(NonFiniteLossError, match="learning rate is inf at step 4"):
         t.fit()
 
 
@@ -354,3 +355,26 @@ def test_bf16_autocast_on_cpu_trains(tmp_path):
     t = Trainer(tiny_gpt(0, 0.0), cfg(tmp_path, max_steps=10, ckpt_every=0, precision="bf16"), data())
     recs = t.fit()
     assert t.precision == "bf16" and recs[-1]["loss"] < recs[0]["loss"]
+
+
+def test_tokens_per_second_leaves_out_evaluation_and_checkpoints(tmp_path, monkeypatch):
+    # a clock that jumps 1,000 s whenever the trainer evaluates or saves: if either were
+    # counted as training time, some window would take over 1,000 s
+    jump, offset, real = 1_000.0, [0.0], time.perf_counter
+    monkeypatch.setattr(time, "perf_counter", lambda: real() + offset[0])
+    t = Trainer(tiny_gpt(), cfg(tmp_path, max_steps=8, log_every=2, eval_every=1, ckpt_every=3),
+                data(), val_data=data())
+
+    def slow(fn):
+        def wrapped(*a, **k):
+            offset[0] += jump
+            return fn(*a, **k)
+        return wrapped
+
+    monkeypatch.setattr(t, "evaluate", slow(t.evaluate))
+    monkeypatch.setattr(t, "save_checkpoint", slow(t.save_checkpoint))
+    records = [r for r in t.fit() if r["kind"] == "train"]
+    assert [r["step"] for r in records] == [2, 4, 6, 8]
+    window_tokens = 2 * 8 * BLOCK  # log_every × batch × block
+    for r in records:
+        assert window_tokens / r["tokens_per_s"] < jump / 2, r
