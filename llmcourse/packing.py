@@ -138,9 +138,12 @@ def write_token_file(chunks: Iterable[Sequence[int]], path: str | os.PathLike, *
                 raise ValueError(f"token ids must be in [0, {vocab_size}), got {arr.min()}..{arr.max()}")
             f.write(arr.astype(dtype).tobytes())
             n += arr.size
-    os.replace(f.name, path)
     meta = path.with_name(path.name + ".json")
-    meta.write_text(json.dumps({"dtype": np.dtype(dtype).name, "tokens": n, "vocab_size": vocab_size}))
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as m:
+        m.write(json.dumps({"dtype": np.dtype(dtype).name, "tokens": n, "vocab_size": vocab_size}))
+    # a kill between the two renames leaves a pair whose sizes disagree: open_token_file says so
+    os.replace(f.name, path)
+    os.replace(m.name, meta)
     return path
 
 
@@ -150,8 +153,15 @@ def open_token_file(path: str | os.PathLike) -> np.memmap:
     meta = path.with_name(path.name + ".json")
     if not path.is_file() or not meta.is_file():
         raise ValueError(f"no token file at {str(path)!r} (expected it and {meta.name})")
-    info = json.loads(meta.read_text())
-    return np.memmap(path, dtype=np.dtype(info["dtype"]), mode="r", shape=(int(info["tokens"]),))
+    try:
+        info = json.loads(meta.read_text())
+        dtype, n = np.dtype(info["dtype"]), int(info["tokens"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{meta.name} is not a token-file description ({err}); rewrite the file") from err
+    if path.stat().st_size != n * dtype.itemsize:
+        raise ValueError(f"{path.name} holds {path.stat().st_size} bytes but {meta.name} describes "
+                         f"{n} {dtype.name} tokens: the pair is from different writes; rewrite it")
+    return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
 
 
 def make_get_batch(tokens: np.ndarray | torch.Tensor | Sequence[int], batch_size: int, block_size: int,

@@ -106,8 +106,11 @@ def prepare_data(preset: Preset, out: Path):
 
     tok_path, data = out / "tokenizer.json", out / "data"
     if tok_path.is_file() and (data / "train.bin").is_file() and (data / "val.bin").is_file():
-        return (Tokenizer.from_file(str(tok_path)), open_token_file(data / "train.bin"),
-                open_token_file(data / "val.bin"))
+        try:
+            return (Tokenizer.from_file(str(tok_path)), open_token_file(data / "train.bin"),
+                    open_token_file(data / "val.bin"))
+        except ValueError:  # a run killed while writing them: tokenise again
+            pass
     text = "\n\n".join(load_corpus(name) for name in preset.corpus)
     if preset.corpus_chars is not None:
         text = text[:preset.corpus_chars]

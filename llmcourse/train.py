@@ -644,6 +644,19 @@ class Trainer:
                 path = found[-1] if found else None
             if path is not None:
                 self.load_checkpoint(path)
+            self._drop_metrics_after(self.state.step)
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """On resume, forget the logged records of steps the run will redo (no duplicates)."""
+        if self.out_dir is None or not self.dist.is_main:
+            return
+        path = self.out_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        keep = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+        with tempfile.NamedTemporaryFile("w", dir=self.out_dir, delete=False, suffix=".tmp") as tmp:
+            tmp.writelines(json.dumps(r) + "\n" for r in keep)
+        os.replace(tmp.name, path)
 
     # -- set-up ---------------------------------------------------------------------------
     def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -901,9 +914,13 @@ class Trainer:
                                                    "precision": self.precision,
                                                    "world_size": self.dist.world_size})
             final = root / name
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            if final.exists():  # the same step saved again: keep the old copy until the new one is in
+                old = root / f".old-{name}-{os.getpid()}"
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -104,3 +104,17 @@ def test_pack_checker_agrees_with_pack_blocks(tok):
 
     assert check_pack(via_datasets)
     assert not check_pack(lambda docs, bs, eos: [d for d in docs])
+
+
+def test_token_file_pair_from_different_writes_is_refused(tmp_path):
+    path = write_token_file([[1, 2, 3]], tmp_path / "t.bin", vocab_size=300)
+    meta = tmp_path / "t.bin.json"
+    old_meta = meta.read_text()
+    write_token_file([[1, 2, 3, 4, 5]], path, vocab_size=300)
+    meta.write_text(old_meta)  # as if killed between the two renames
+    with pytest.raises(ValueError, match="different writes"):
+        open_token_file(path)
+    meta.write_text("{")
+    with pytest.raises(ValueError, match="not a token-file description"):
+        open_token_file(path)
+    assert not list(tmp_path.glob("*.tmp"))

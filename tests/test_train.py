@@ -378,3 +378,24 @@ def test_tokens_per_second_leaves_out_evaluation_and_checkpoints(tmp_path, monke
     window_tokens = 2 * 8 * BLOCK  # log_every × batch × block
     for r in records:
         assert window_tokens / r["tokens_per_s"] < jump / 2, r
+
+
+def test_resume_after_a_crash_does_not_duplicate_metrics(tmp_path):
+    torch.manual_seed(0)
+    first = Trainer(tiny_gpt(), cfg(tmp_path, max_steps=20, log_every=5, ckpt_every=10), data())
+    first.fit(until=15)  # dies after logging step 15; the last checkpoint is step 10
+    assert [r["step"] for r in read_metrics(tmp_path)] == [5, 10, 15]
+    resumed = Trainer(tiny_gpt(), cfg(tmp_path, max_steps=20, log_every=5, ckpt_every=10), data(),
+                      resume=True)
+    assert resumed.state.step == 10
+    resumed.fit()
+    assert [r["step"] for r in read_metrics(tmp_path)] == [5, 10, 15, 20]
+
+
+def test_saving_the_same_step_again_replaces_it_whole(tmp_path):
+    t = Trainer(tiny_gpt(), cfg(tmp_path, max_steps=5, ckpt_every=5), data())
+    t.fit()
+    t.save_checkpoint()
+    root = tmp_path / "checkpoints"
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000005"]
+    assert sorted(p.name for p in root.iterdir()) == ["step_000005"]  # no temp or old copies left
