@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import numbers
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -55,9 +56,10 @@ def _check_ids(ids: object, vocab_size: int) -> list[int]:
     if hasattr(ids, "tolist"):  # torch tensors and numpy arrays
         ids = ids.tolist()
     out = list(ids)
-    for i in out:
-        if isinstance(i, bool) or not isinstance(i, int):
+    for k, i in enumerate(out):
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
             raise TypeError(f"ids must hold ints, found {type(i).__name__} ({i!r})")
+        out[k] = i = int(i)  # numpy integers too
         if not 0 <= i < vocab_size:
             raise ValueError(f"id {i} is out of range: valid ids are 0..{vocab_size - 1}")
     return out
@@ -203,7 +205,7 @@ class BPETokenizer:
         if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
             raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
         tok = cls(pattern=pattern)
-        chunk_counts = Counter(tok._split.findall(text))
+        chunk_counts = Counter(tok._chunks(text))
         words: list[list[int]] = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
         freqs: list[int] = list(chunk_counts.values())
         pair_counts: defaultdict[tuple[int, int], int] = defaultdict(int)
@@ -266,9 +268,17 @@ class BPETokenizer:
         """Text → ids: pre-split, then apply the learned merges inside each chunk, in order."""
         _check_text(text)
         out: list[int] = []
-        for chunk in self._split.findall(text):
+        for chunk in self._chunks(text):
             out.extend(self._encode_chunk(chunk))
         return out
+
+    def _chunks(self, text: str) -> list[str]:
+        chunks = self._split.findall(text)
+        if sum(map(len, chunks)) != len(text):  # findall skips what the pattern cannot match
+            raise ValueError(f"pattern {self.pattern!r} does not cover the text: characters it "
+                             "matches nowhere would be lost; use a pattern that matches every "
+                             "character (the default does)")
+        return chunks
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids → text. Ids outside ``[0, vocab_size)`` raise ``ValueError``.
@@ -308,6 +318,8 @@ class BPETokenizer:
             raise ValueError(f"{path} is not a saved BPETokenizer (format must be {_FORMAT!r})")
         if payload.get("version") != _FORMAT_VERSION:
             raise ValueError(f"{path}: unsupported version {payload.get('version')!r}")
+        if not isinstance(payload.get("merges"), list) or not isinstance(payload.get("pattern"), str):
+            raise ValueError(f"{path} is not a saved BPETokenizer (needs 'merges' and 'pattern')")
         return cls([tuple(p) for p in payload["merges"]], pattern=payload["pattern"])
 
     def __eq__(self, other: object) -> bool:

@@ -1,7 +1,9 @@
+import json
 import time
 
 import pytest
 
+from llmcourse import tokenizers as tokenizers_mod
 from llmcourse.data import load_corpus
 from llmcourse.tokenizers import (
     GPT2_SPLIT_PATTERN,
@@ -115,6 +117,23 @@ def test_bpe_custom_pattern():
     tok = BPETokenizer.train("ab ab ab ab", 258, pattern=r".+")  # no pre-split: merges cross spaces
     assert tok.pattern == ".+" and tok.pattern != GPT2_SPLIT_PATTERN
     assert tok.decode(tok.encode("ab ab")) == "ab ab"
+    # a pattern that does not match every character would lose text: refused, never silent
+    with pytest.raises(ValueError, match="does not cover the text"):
+        tok.encode("ab\nab")  # "." does not match a newline
+    with pytest.raises(ValueError, match="does not cover the text"):
+        BPETokenizer.train("a b\n", 258, pattern=r"\w+")
+
+
+def test_bpe_decode_takes_numpy_ids_and_load_checks_keys(tmp_path):
+    import numpy as np
+
+    tok = BPETokenizer.train("hello hello", 260)
+    ids = tok.encode("hello")
+    assert tok.decode(np.array(ids)) == tok.decode([np.int64(i) for i in ids]) == "hello"
+    bad = tmp_path / "tok.json"
+    bad.write_text(json.dumps({"format": tokenizers_mod._FORMAT, "version": tokenizers_mod._FORMAT_VERSION}))
+    with pytest.raises(ValueError, match="merges"):
+        BPETokenizer.load(bad)
 
 
 def test_char_tokenizer():
