@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -52,7 +54,7 @@ print(llmcourse.env_report())
 # | Chapter | What you learn | Helper module |
 # |---|---|---|
 # | 00 setup | environment, profiles, checks, exercises | `llmcourse.env`, `llmcourse.profiles` |
-# | 01 language models | probability of text, n-grams, perplexity, a neural bigram, an LSTM | `llmcourse.data` |
+# | 01 language models | probability of text, n-grams, perplexity, a neural bigram, an LSTM | `llmcourse.ngram`, `llmcourse.lm_widgets` |
 # | 02 tokens and embeddings | BPE from scratch, real tokenizers, embeddings, positions (RoPE) | `llmcourse.tokenizers` |
 # | 03 attention | dot-product attention, masks, heads, attention in a real model | `llmcourse.attention`, `llmcourse.viz` |
 # | 04 transformer and GPT | blocks, parameter and FLOP counts, GPT-2 equivalence, sampling | `llmcourse.model` |

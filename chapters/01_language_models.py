@@ -88,7 +88,8 @@ assert tok.decode(tok.encode(val_text)) == val_text
 
 # %%
 uniform_nll = -math.log(1 / V)
-print(f"uniform model: perplexity = vocabulary size? {math.isclose(math.exp(uniform_nll), V)}")
+print(f"uniform model: NLL = ln {V} = {uniform_nll:.3f} nats, perplexity = {math.exp(uniform_nll):.1f}")
+assert math.isclose(math.exp(uniform_nll), V)
 
 # %% [markdown]
 # ## Counting: unigram, bigram, trigram
@@ -311,8 +312,10 @@ assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
 # ## Try it: next-token distributions, side by side
 #
 # Type a prefix: the bars show the ten most likely next characters under the bigram (which only
-# sees the last character) and the LSTM (which reads the whole prefix). After `"def "` both guess
-# letters; after `"retur"` only the LSTM knows an `n` comes next.
+# sees the last character) and the LSTM (which reads the whole prefix). After `"def "` the bigram
+# sees only a space and guesses another space (indentation makes runs of spaces common in this
+# text), while the LSTM, which has read `def`, expects the letter that starts a function name;
+# after `"retur"` only the LSTM knows an `n` comes next.
 
 # %%
 from llmcourse.lm_widgets import NextTokenWidget, show_token
@@ -337,6 +340,10 @@ explorer.box
 # The widget is driven from code too — here is what it shows for `"retur"`:
 
 # %%
+after_def = explorer.update("def ")
+print("after 'def ': the bigram's top guess is", repr(after_def["bigram"][0][0]))
+assert after_def["bigram"][0][0] == " "  # it sees one space, and spaces come in runs (indentation)
+assert after_def["LSTM"][0][0].isalpha()  # it has read "def": a function name starts
 top = explorer.update("retur")
 print("bigram's top guess:", repr(top["bigram"][0][0]), "| LSTM's top guess:", repr(top["LSTM"][0][0]))
 assert [list(t.x) for t in explorer.fig.data] == [[show_token(c) for c, _ in top[m]] for m in ("bigram", "LSTM")]
@@ -365,7 +372,8 @@ mask[0] = mask[-1] = False  # keep both neighbours of every masked position
 mask[1:] &= ~mask[:-1]  # no two masked positions side by side
 labels = torch.where(mask, ids, torch.full_like(ids, -100))  # -100: no loss here
 inputs = ids.clone()
-inputs[mask] = V  # a [MASK] id outside the vocabulary
+inputs[mask] = V  # a [MASK] id outside the vocabulary: what a masked LM reads
+assert (inputs[mask] == V).all() and torch.equal(inputs[~mask], ids[~mask])
 
 pos = mask.nonzero()[:, 0]
 left, right = ids[pos - 1], ids[pos + 1]

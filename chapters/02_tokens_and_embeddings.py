@@ -223,7 +223,8 @@ assert n_chars / n_ours > 1.8
 # merges reaches ~4 characters per token on English). The compression is the same because the
 # algorithm is the same — both pre-split GPT-2 style and merge the most frequent pair. The
 # library is faster because it is compiled Rust with better data structures (a priority queue of
-# pairs), and it encodes in parallel; ours is plain Python, written to be read.
+# pairs), while ours is plain Python, written to be read. (On a list of texts `encode_batch` also
+# spreads the work over threads; here both encode one string on one thread.)
 #
 # ## Real tokenizers, side by side
 #
