@@ -78,16 +78,18 @@ def precision_recall_f1(y_true, y_pred, average: str = "macro",
 
 
 @torch.no_grad()
-def sliding_window_nll(model: torch.nn.Module, ids: torch.Tensor, block_size: int,
-                       stride: int | None = None) -> tuple[float, int]:
-    """Mean negative log-likelihood (nats/token) of a long sequence, and how many tokens scored.
+def token_nll(model: torch.nn.Module, ids: torch.Tensor, block_size: int,
+              stride: int | None = None) -> torch.Tensor:
+    """Per-token negative log-likelihood (nats) of a long sequence scored window by window.
 
     Windows of ``block_size`` tokens move by ``stride``; each window scores only the tokens not
     scored before, so every token is predicted once, with up to ``block_size - stride`` tokens
     of context before it (Hugging Face's perplexity guide). ``stride = block_size`` is the naive
     non-overlapping chunking, where the first tokens of each chunk see almost no context (and
     the first token of each chunk cannot be scored at all).
-    ``model(idx)`` must return ``(logits, ...)``.
+    Returns a float tensor shaped like ``ids``: ``out[t]`` is ``-log p(ids[t] | context)``, NaN
+    where a token was not scored (always ``out[0]``). ``model(idx)`` must return
+    ``(logits, ...)`` or logits.
     """
     if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
         raise ValueError("ids must be a 1-D tensor of token ids")
@@ -100,25 +102,36 @@ def sliding_window_nll(model: torch.nn.Module, ids: torch.Tensor, block_size: in
         raise ValueError("ids must hold at least 2 tokens")
     was_training = model.training
     model.eval()
-    total, count, prev_end = 0.0, 0, 0
     n = ids.numel()
+    out = torch.full((n,), float("nan"), dtype=torch.float64)
+    prev_end = 0
     for begin in range(0, n, stride):
         end = min(begin + block_size, n)
         window = ids[begin:end].unsqueeze(0)
-        out = model(window)
-        logits = out[0] if isinstance(out, tuple) else out
+        res = model(window)
+        logits = res[0] if isinstance(res, tuple) else res
         # token at position t (t >= 1) is predicted by logits at t-1
         new_from = max(prev_end, begin + 1)  # score tokens [new_from, end)
         if new_from < end:
             lp = F.log_softmax(logits[0, new_from - begin - 1 : end - begin - 1].float(), dim=-1)
             tgt = ids[new_from:end].to(lp.device)
-            total -= float(lp.gather(1, tgt.unsqueeze(1)).sum())
-            count += end - new_from
+            out[new_from:end] = -lp.gather(1, tgt.unsqueeze(1))[:, 0].double().cpu()
         prev_end = end
         if end == n:
             break
     model.train(was_training)
-    return total / count, count
+    return out
+
+
+def sliding_window_nll(model: torch.nn.Module, ids: torch.Tensor, block_size: int,
+                       stride: int | None = None) -> tuple[float, int]:
+    """Mean negative log-likelihood (nats/token) of a long sequence, and how many tokens scored.
+
+    The mean of :func:`token_nll` over the tokens it scored (see there for ``stride``).
+    """
+    nll = token_nll(model, ids, block_size, stride)
+    scored = ~nll.isnan()
+    return float(nll[scored].mean()), int(scored.sum())
 
 
 def perplexity(nll: float) -> float:

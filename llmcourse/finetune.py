@@ -2,8 +2,9 @@
 
 Data sets are built at run time from the standard library's docstrings
 (:func:`llmcourse.data.stdlib_docstrings`), deterministically: the same Python gives the same
-examples and the same splits. Splits are decided by a hash of each docstring's qualified name,
-so they do not move when other examples are added or removed.
+examples and the same splits. Texts are deduplicated first (inherited and aliased methods share
+a docstring), then each split is decided by a hash of the normalised *text*, so an identical text
+can never land in two splits, and splits do not move when other examples are added or removed.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def split_of(key: str, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     return "train" if u < fractions[0] else "val" if u < fractions[0] + fractions[1] else "test"
 
 
+def normalise(text: str) -> str:
+    """The key two texts are compared by: case-folded, whitespace collapsed."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return " ".join(text.casefold().split())
+
+
 def clean_docstring(text: str, max_chars: int = 300) -> str:
     """First paragraph of a docstring on one line, cut to ``max_chars`` characters."""
     if not isinstance(text, str):
@@ -99,6 +107,10 @@ class TextDataset:
         c = Counter(self.targets(split))
         return {name: c.get(i, 0) for i, name in enumerate(self.labels)}
 
+    def overlap(self, a: str, b: str) -> set[str]:
+        """Normalised texts (see :func:`normalise`) found in both split ``a`` and split ``b``."""
+        return {normalise(t) for t in self.texts(a)} & {normalise(t) for t in self.texts(b)}
+
     def describe(self) -> str:
         """The data card: source, size, splits and label counts per split."""
         lines = [f"data set: {self.name}", f"source: {self.source}",
@@ -116,8 +128,10 @@ def docstring_families(max_per_class: int = 250, max_chars: int = 300,
                        min_chars: int = 20) -> TextDataset:
     """Classify a docstring's first paragraph by the family of the module that defines it.
 
-    Each family keeps at most ``max_per_class`` docstrings (chosen by a hash of their qualified
-    name, so the choice is deterministic); splits are 70/15/15 by another hash.
+    Identical texts (after :func:`normalise`) are merged first: a text seen in two families is
+    dropped (its label is ambiguous), any other repeated text is kept once. Each family then keeps
+    at most ``max_per_class`` texts (chosen by a hash of the text, so the choice is deterministic);
+    splits are 70/15/15 by another hash of the text, so no text is in two splits.
     """
     from llmcourse.data import stdlib_docstrings
 
@@ -127,41 +141,56 @@ def docstring_families(max_per_class: int = 250, max_chars: int = 300,
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     top2fam = {m: f for f, ms in FAMILIES.items() for m in ms}
     labels = sorted(FAMILIES)
-    by_family: dict[str, list] = {f: [] for f in labels}
+    seen: dict[str, list] = {}  # normalised text -> [(qualname, text, family), ...]
+    n_raw = 0
     for d in stdlib_docstrings():
         fam = top2fam.get(d.module.split(".")[0])
         text = clean_docstring(d.text, max_chars)
         if fam is not None and len(text) >= min_chars:
-            by_family[fam].append((d.qualname, text))
+            seen.setdefault(normalise(text), []).append((d.qualname, text, fam))
+            n_raw += 1
+    by_family: dict[str, list] = {f: [] for f in labels}
+    n_conflict = 0
+    for norm, rows in seen.items():
+        if len({fam for _, _, fam in rows}) > 1:
+            n_conflict += 1
+            continue
+        qualname, text, fam = min(rows)  # one copy, deterministically
+        by_family[fam].append((norm, qualname, text))
     splits: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
     keys: dict[str, list[str]] = {s: [] for s in SPLITS}
     for fam in labels:
-        chosen = sorted(by_family[fam], key=lambda r: _hash(r[0]))[:max_per_class]
-        for qualname, text in sorted(chosen):
-            s = split_of(qualname)
+        chosen = sorted(by_family[fam], key=lambda r: (_hash(r[0]), r[0]))[:max_per_class]
+        for norm, qualname, text in sorted(chosen, key=lambda r: r[1]):
+            s = split_of(norm)
             splits[s].append((text, labels.index(fam)))
             keys[s].append(qualname)
     return TextDataset(
         name="stdlib-docstring-families",
         source="docstrings of this Python's standard library (llmcourse.data.stdlib_docstrings)",
         labels=labels, splits=splits, keys=keys,
-        notes=(f"first paragraph, <= {max_chars} chars; <= {max_per_class} per family; "
-               "split 70/15/15 by a hash of the qualified name"))
+        notes=(f"first paragraph, <= {max_chars} chars; {n_raw} docstrings -> "
+               f"{len(seen)} distinct texts ({n_conflict} in two families dropped); "
+               f"<= {max_per_class} per family; split 70/15/15 by a hash of the text"))
 
 
 def instruction_pairs(max_pairs: int | None = None) -> TextDataset:
     """Instruction pairs "What does `name` do?" → the docstring's first sentence.
 
     Functions and methods of the families' modules; the label id of each row is its family
-    (handy for stratifying), the text is ``instruction\\tresponse``.
+    (handy for stratifying), the text is ``instruction\\tresponse``. Each question occurs once:
+    a question asked of several docstrings with different answers (``open``, ``encode``...) is
+    dropped as ambiguous, and splits are decided by a hash of the question, so no question is in
+    two splits.
     """
     from llmcourse.data import stdlib_docstrings
 
-    if max_pairs is not None and (not isinstance(max_pairs, int) or max_pairs <= 0):
+    if max_pairs is not None and (isinstance(max_pairs, bool) or not isinstance(max_pairs, int)
+                                  or max_pairs <= 0):
         raise ValueError(f"max_pairs must be a positive int or None, got {max_pairs!r}")
     top2fam = {m: f for f, ms in FAMILIES.items() for m in ms}
     labels = sorted(FAMILIES)
-    rows = []
+    by_q: dict[str, list] = {}
     for d in stdlib_docstrings():
         fam = top2fam.get(d.module.split(".")[0])
         if fam is None or d.kind not in ("function", "method"):
@@ -170,27 +199,34 @@ def instruction_pairs(max_pairs: int | None = None) -> TextDataset:
         if not 10 <= len(answer) <= 200:
             continue
         short = d.qualname.split(".", 1)[-1] if "." in d.qualname else d.qualname
-        rows.append((d.qualname, f"What does `{short}` do?", answer, labels.index(fam)))
-    rows.sort(key=lambda r: _hash(r[0]))
+        by_q.setdefault(f"What does `{short}` do?", []).append((answer, labels.index(fam)))
+    rows = [(q, *min(v)) for q, v in by_q.items() if len({a for a, _ in v}) == 1]
+    n_ambiguous = len(by_q) - len(rows)
+    rows.sort(key=lambda r: (_hash(r[0]), r[0]))
     if max_pairs is not None:
         rows = rows[:max_pairs]
     splits: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
     keys: dict[str, list[str]] = {s: [] for s in SPLITS}
-    for q, instr, ans, y in sorted(rows):
-        s = split_of(q)
+    for instr, ans, y in sorted(rows):
+        s = split_of(instr)
         splits[s].append((f"{instr}\t{ans}", y))
-        keys[s].append(q)
+        keys[s].append(instr)
     return TextDataset(name="stdlib-instructions", source="standard-library docstrings",
                        labels=labels, splits=splits, keys=keys,
-                       notes="text is 'instruction<TAB>response'; response = first sentence")
+                       notes=("text is 'instruction<TAB>response'; response = first sentence; "
+                              f"one row per question ({n_ambiguous} ambiguous questions dropped); "
+                              "split by a hash of the question"))
 
 
 def load_text_classification(name: str = "stdlib-families", *, online: bool = False,
                              max_examples: int | None = None, **kwargs) -> TextDataset:
     """One helper for every classification data set.
 
-    ``"stdlib-families"`` is offline; ``"sst2"`` and ``"imdb"`` come from the Hugging Face hub
-    through ``datasets`` and need ``online=True`` (and the network).
+    ``"stdlib-families"`` is offline (``kwargs`` go to :func:`docstring_families`); ``"sst2"``
+    and ``"imdb"`` come from the Hugging Face hub through ``datasets`` and need ``online=True``
+    (and the network). For those, ``val`` is 10 % of the hub's train split (chosen by a hash of
+    the text), ``test`` is the hub's labelled held-out split, train texts that also occur in test
+    are dropped, and ``max_examples`` caps every split.
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
@@ -201,20 +237,33 @@ def load_text_classification(name: str = "stdlib-families", *, online: bool = Fa
                          f"got {name!r}")
     if not online:
         raise ValueError(f"data set {name!r} is downloaded from the hub: pass online=True")
+    if max_examples is not None and (isinstance(max_examples, bool)
+                                     or not isinstance(max_examples, int) or max_examples <= 0):
+        raise ValueError(f"max_examples must be a positive int or None, got {max_examples!r}")
     import datasets
 
     path, config, text_col, label_col = ONLINE_DATASETS[name]
     ds = datasets.load_dataset(path, config)
-    splits = {}
-    for s, hub in (("train", "train"), ("val", "validation" if name == "sst2" else "test"),
-                   ("test", "validation" if name == "sst2" else "test")):
-        part = ds[hub].shuffle(seed=0)
-        if max_examples:
-            part = part.select(range(min(max_examples, len(part))))
-        splits[s] = [(r[text_col], int(r[label_col])) for r in part]
-    return TextDataset(name=name, source=f"hub: {path}/{config or ''}", labels=["neg", "pos"],
-                       splits=splits, notes="SST-2 has no public test labels: test = validation"
-                       if name == "sst2" else "val = test (IMDB has no validation split)")
+    test_hub = "validation" if name == "sst2" else "test"  # SST-2's test labels are hidden
+    test = list(zip(ds[test_hub][text_col], (int(y) for y in ds[test_hub][label_col])))
+    in_test = {normalise(t) for t, _ in test}
+    # validation is carved out of train (10 %, by a hash of the text), never taken from test;
+    # train texts that also occur in test are dropped
+    splits: dict[str, list[tuple[str, int]]] = {"train": [], "val": [], "test": test}
+    n_dropped = 0
+    for t, y in zip(ds["train"][text_col], ds["train"][label_col]):
+        norm = normalise(t)
+        if norm in in_test:
+            n_dropped += 1
+            continue
+        splits[split_of(norm, (0.9, 0.1, 0.0))].append((t, int(y)))
+    if max_examples is not None:  # the same subset every time: the first by a hash of the text
+        splits = {s: sorted(rows, key=lambda r: (_hash(r[0]), r[0]))[:max_examples]
+                  for s, rows in splits.items()}
+    return TextDataset(
+        name=name, source=f"hub: {path}/{config or ''}", labels=["neg", "pos"], splits=splits,
+        notes=(f"val = 10 % of the hub's train split (by a hash of the text); test = the hub's "
+               f"{test_hub} split; {n_dropped} train texts also in test dropped"))
 
 
 def resolve_model_name(model_name: str = MINILM) -> tuple[str, str]:
@@ -265,13 +314,15 @@ class LoRALinear(nn.Module):
 
     def merged(self) -> nn.Linear:
         """A plain ``nn.Linear`` with ``W + (alpha/r) B A`` folded in (no extra cost at inference)."""
+        w = self.base.weight
         out = nn.Linear(self.base.in_features, self.base.out_features,
-                        bias=self.base.bias is not None)
+                        bias=self.base.bias is not None, device=w.device, dtype=w.dtype)
         with torch.no_grad():
-            out.weight.copy_(self.base.weight + self.scaling * (self.lora_B @ self.lora_A))
+            delta = self.scaling * (self.lora_B.float() @ self.lora_A.float())
+            out.weight.copy_((w.float() + delta).to(w.dtype))
             if self.base.bias is not None:
                 out.bias.copy_(self.base.bias)
-        return out.to(self.base.weight.device)
+        return out
 
 
 def apply_lora(model: nn.Module, targets: Iterable[str], r: int = 8, alpha: float = 16.0,
@@ -384,7 +435,8 @@ def sft_example(encode: Callable[[str], list[int]], instruction: str, response: 
 
     ``ids = prompt + response + [eos]`` cut to ``max_len + 1``; the model reads ``ids[:-1]`` and
     predicts ``labels = ids[1:]``, where every target that is a prompt token is -100 — so the
-    prompt contributes nothing to the loss.
+    prompt contributes nothing to the loss. A prompt so long that no response token fits raises
+    ``ValueError`` (every label would be -100, and the mean loss of a batch of them is NaN).
     """
     if not callable(encode):
         raise TypeError("encode must be callable: str -> list[int]")
@@ -396,6 +448,9 @@ def sft_example(encode: Callable[[str], list[int]], instruction: str, response: 
     labels = ids[1:]
     n_prompt_targets = max(0, min(len(p) - 1, len(labels)))
     labels = [-100] * n_prompt_targets + labels[n_prompt_targets:]
+    if all(v == -100 for v in labels):
+        raise ValueError(f"the prompt ({len(p)} tokens) fills max_len={max_len}: no response token "
+                         "is left to learn from; raise max_len or drop this example")
     return ids[:-1], labels
 
 

@@ -110,6 +110,34 @@ def test_sliding_window_scores_each_token_once():
     assert ev.perplexity(0.0) == 1.0 and ev.perplexity(math.log(7)) == pytest.approx(7)
 
 
+def test_token_nll_per_token():
+    class Bigram(torch.nn.Module):  # next token from the current one only: context-free
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(11, 11)
+
+        def forward(self, idx):
+            return (self.emb(idx),)
+
+    torch.manual_seed(0)
+    m = Bigram()  # a token's NLL is the same whatever window scores it
+    ids = torch.randint(0, 11, (50,))
+    with torch.no_grad():
+        lp = torch.log_softmax(m(ids[None])[0][0, :-1], -1)
+    want = -lp.gather(1, ids[1:, None])[:, 0].double()
+    for stride in (1, 5, 16):
+        per = ev.token_nll(m, ids, block_size=16, stride=stride)
+        assert per.shape == ids.shape and per[0].isnan()
+        scored = ~per.isnan()
+        assert torch.allclose(per[1:][scored[1:]], want[scored[1:]], atol=1e-5)
+        mean, n = ev.sliding_window_nll(m, ids, block_size=16, stride=stride)
+        assert n == int(scored.sum()) and mean == pytest.approx(float(per[scored].mean()))
+    chunks = ev.token_nll(m, ids, block_size=16, stride=16)
+    assert chunks.isnan().nonzero()[:, 0].tolist() == [0, 16, 32, 48]  # chunk starts
+    with pytest.raises(ValueError, match="block_size"):
+        ev.token_nll(m, ids, block_size=1)
+
+
 def test_weat():
     torch.manual_seed(0)
     a, b = torch.randn(8), torch.randn(8)

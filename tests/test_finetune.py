@@ -23,6 +23,11 @@ def test_families_dataset(families):
         assert set(families.targets(s)) == set(range(len(families.labels)))
     keys = [set(families.keys[s]) for s in ft.SPLITS]
     assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
+    # no text in two splits, and none twice in one: inherited docstrings are merged
+    texts = [ft.normalise(t) for s in ft.SPLITS for t in families.texts(s)]
+    assert len(texts) == len(set(texts))
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert families.overlap(a, b) == set()
     card = families.describe()
     assert "train" in card and "test" in card and "network" in card
     assert abs(len(families.splits["train"]) / n - 0.7) < 0.05
@@ -38,6 +43,45 @@ def test_instruction_pairs():
     assert len(rows) > 500
     instr, ans = rows[0].split("\t")
     assert instr.startswith("What does `") and instr.endswith("do?") and len(ans) >= 10
+    questions = {s: [t.split("\t")[0] for t in d.texts(s)] for s in ft.SPLITS}
+    every = [q for s in ft.SPLITS for q in questions[s]]
+    assert len(every) == len(set(every))  # one row per question, so none in two splits
+    assert "What does `open` do?" not in every  # asked of many docstrings: ambiguous, dropped
+    assert ft.instruction_pairs(max_pairs=50).splits == ft.instruction_pairs(max_pairs=50).splits
+    with pytest.raises(ValueError, match="max_pairs"):
+        ft.instruction_pairs(max_pairs=0)
+
+
+def test_online_dataset_val_is_carved_out_of_train(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    train_texts = [f"train review number {i}" for i in range(200)] + ["seen in test too"]
+    test_texts = [f"test review number {i}" for i in range(40)] + ["seen in test too"]
+    fake = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": train_texts,
+                                             "label": [i % 2 for i in range(len(train_texts))]}),
+        "test": datasets.Dataset.from_dict({"text": test_texts,
+                                            "label": [i % 2 for i in range(len(test_texts))]}),
+    })
+    calls = []
+
+    def load_dataset(path, config=None):
+        calls.append((path, config))
+        return fake
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    d = ft.load_text_classification("imdb", online=True)
+    assert calls == [("imdb", None)]
+    tr, va, te = (set(d.texts(s)) for s in ft.SPLITS)
+    assert te == set(test_texts) and len(d.splits["test"]) == len(test_texts)
+    assert va and tr and not (va & te) and not (tr & te) and not (tr & va)
+    assert tr | va == set(train_texts) - {"seen in test too"}  # train and val come from train
+    assert 0.03 < len(va) / len(train_texts) < 0.2
+    assert ft.load_text_classification("imdb", online=True).splits == d.splits  # deterministic
+    small = ft.load_text_classification("imdb", online=True, max_examples=5)
+    assert all(len(v) == 5 for v in small.splits.values())
+    assert set(small.texts("val")) <= va
+    with pytest.raises(ValueError, match="max_examples"):
+        ft.load_text_classification("imdb", online=True, max_examples=0)
 
 
 def test_load_helper_and_model_name():
@@ -53,6 +97,9 @@ def test_load_helper_and_model_name():
 
 
 def test_split_and_cleaning():
+    assert ft.normalise("  Return   THE\nvalue. ") == "return the value."
+    with pytest.raises(TypeError):
+        ft.normalise(3)
     assert ft.split_of("x") in ft.SPLITS and ft.split_of("x") == ft.split_of("x")
     with pytest.raises(ValueError):
         ft.split_of("x", (0.5, 0.5, 0.5))
@@ -72,6 +119,13 @@ def test_lora_linear_init_merge_and_grad():
     assert torch.allclose(lo.merged()(x), lo(x), atol=1e-5)
     lo(x).sum().backward()
     assert lo.base.weight.grad is None and lo.lora_A.grad is not None
+    for dtype in (torch.float64, torch.bfloat16):  # merging keeps the base layer's dtype
+        lo64 = ft.LoRALinear(copy.deepcopy(base).to(dtype), r=4, alpha=8)
+        with torch.no_grad():
+            lo64.lora_B.normal_()
+        m = lo64.merged()
+        assert m.weight.dtype == dtype and m.bias.dtype == dtype
+        assert torch.allclose(m(x.to(dtype)).float(), lo64(x.to(dtype)).float(), atol=0.1)
     with pytest.raises(TypeError):
         ft.LoRALinear(nn.Conv1d(1, 1, 1))
     with pytest.raises(ValueError, match="r must"):
@@ -145,3 +199,9 @@ def test_sft_masking_prompt_has_zero_loss():
         ft.format_prompt("  ")
     with pytest.raises(ValueError):
         ft.sft_example(enc, "a", "b", eos_id=0, max_len=1)
+    # a prompt that fills max_len leaves no response target: an error, not a NaN loss later
+    n_prompt = len(enc(ft.format_prompt("a")))
+    _, ok = ft.sft_example(enc, "a", "b", eos_id=0, max_len=n_prompt)
+    assert ok[-1] == enc("b")[0]  # one response target still fits
+    with pytest.raises(ValueError, match="fills max_len"):
+        ft.sft_example(enc, "a", "b", eos_id=0, max_len=n_prompt - 1)
