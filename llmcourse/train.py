@@ -253,8 +253,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     On CPU fp32 is the choice. bf16 speed there depends on the chip: measured on the course's
     2-core AMD EPYC (AVX512-BF16), one thread, a 0.1–1 M-parameter GPT: bf16 15–20% faster;
     CPUs without native bf16 emulate it and are slower. fp32 keeps CPU runs exact and portable
-    across machines, which is what CPU profiles are for; ask for ``bf16`` explicitly to use it
-    (chapter 06 measures your machine). Asking for fp16 on CPU is an error.
+    across machines, which is what CPU profiles are for; to choose by speed instead, measure
+    with :func:`fastest_precision` and pass what it returns (chapter 06 does it on your
+    machine). Asking for fp16 on CPU is an error.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -265,6 +266,50 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "fp16" and device.type != "cuda":
         raise ValueError(f"precision='fp16' needs a CUDA GPU (GradScaler); device is {device.type}")
     return precision
+
+
+def fastest_precision(model: nn.Module, batch: Any, *,
+                      device: torch.device | str | None = None, candidates: Iterable[str] = ("fp32", "bf16"),
+                      steps: int = 3) -> tuple[str, dict[str, float]]:
+    """Time a training step (forward, backward, AdamW) in each precision; return the fastest.
+
+    ``batch`` is one batch as the :class:`Trainer` takes it. For CPUs, where the answer depends on the chip (bf16 is faster with AVX512-BF16/AMX and
+    slower where it is emulated): ``prec, times = fastest_precision(model, (x, y))``, then
+    ``TrainConfig(precision=prec)``. ``auto`` stays fp32 on CPU so that runs are exact and the
+    same on every machine; this is the measured alternative. The model is copied (its weights
+    and the global RNG are left as they were); ``times`` holds seconds per step.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(batch, (tuple, list, dict)):
+        raise TypeError(f"batch must be an (inputs, targets) tuple or a dict, got {type(batch).__name__}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    candidates = tuple(candidates)
+    if not candidates:
+        raise ValueError("candidates must name at least one precision")
+    times: dict[str, float] = {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for precision in candidates:
+            precision = resolve_precision(precision, device)
+            m = copy.deepcopy(model).to(device).train()
+            opt = torch.optim.AdamW(m.parameters(), lr=1e-6)
+            on_device = _to_device(batch, device)
+            for i in range(steps + 1):  # the first step warms up (allocations, kernel choice)
+                if i == 1:
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    t0 = time.perf_counter()
+                with autocast_context(precision, device):
+                    loss = forward_loss(m, on_device)
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times[precision] = (time.perf_counter() - t0) / steps
+    return min(times, key=times.get), times
 
 
 def autocast_context(precision: str, device: torch.device):

@@ -399,3 +399,25 @@ def test_saving_the_same_step_again_replaces_it_whole(tmp_path):
     root = tmp_path / "checkpoints"
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000005"]
     assert sorted(p.name for p in root.iterdir()) == ["step_000005"]  # no temp or old copies left
+
+
+def test_fastest_precision_measures_and_leaves_model_and_rng_alone():
+    from llmcourse.train import fastest_precision
+
+    model = tiny_gpt()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = data()(torch.Generator().manual_seed(0))
+    torch.manual_seed(5)
+    expected_next = torch.rand(3)
+    torch.manual_seed(5)
+    best, times = fastest_precision(model, (x, y), steps=1)
+    assert torch.equal(torch.rand(3), expected_next)  # the global RNG was not consumed
+    assert set(times) == {"fp32", "bf16"} and best == min(times, key=times.get)
+    assert all(t > 0 for t in times.values())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="fp16 needs a CUDA GPU|precision='fp16'"):
+        fastest_precision(model, (x, y), candidates=("fp16",))
+    with pytest.raises(ValueError, match="steps"):
+        fastest_precision(model, (x, y), steps=0)
+    with pytest.raises(TypeError, match="batch"):
+        fastest_precision(model, x)
