@@ -23,7 +23,7 @@
 # - what is inside a block (LayerNorm, attention, MLP with GELU, residual connections) and why
 #   modern models normalise *before* each sub-layer (pre-norm);
 # - how to count parameters and FLOPs per token by formula — and size the GPT-2 family;
-# - that our ~300-line `llmcourse.model.GPT` **is** GPT-2: same logits as Hugging Face's model;
+# - that our short `llmcourse.model.GPT` (nanoGPT-style) **is** GPT-2: same logits as Hugging Face's model;
 # - how text is generated: greedy, temperature, top-k, top-p, and why a KV cache makes it fast.
 #
 # **Prerequisites:** chapter 03 (attention).
@@ -214,6 +214,10 @@ assert abs(loss.item() - math.log(config.vocab_size)) < 0.5
 # %% tags=["raises-exception"]
 # NBVAL_RAISES_EXCEPTION
 model(torch.zeros(1, config.block_size + 1, dtype=torch.long, device=device))
+
+# %% tags=["raises-exception"]
+# NBVAL_RAISES_EXCEPTION
+model(torch.tensor([[1, 2, config.vocab_size]], device=device))  # an id the embedding does not have
 
 # %% tags=["raises-exception"]
 # NBVAL_RAISES_EXCEPTION
