@@ -58,9 +58,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from llmcourse import evaluate as ev
-from llmcourse.finetune import docstring_families
+from llmcourse.finetune import load_text_classification
 
-ds = docstring_families()
+ds = load_text_classification("stdlib-families")  # online: "sst2" or "imdb", online=True
 print(ds.describe())
 
 # %%
@@ -149,23 +149,52 @@ print("always-certain copy of the same predictions: ECE = 1 − accuracy, worse 
 # Two ways a test score lies:
 #
 # 1. **Contamination**: test examples (or near copies) were in the training data. Standard
-#    library docstrings repeat ("Return self==value.", inherited methods), so some test texts
-#    are *exact copies* of training texts. A model can score them by memory.
+#    library docstrings repeat (inherited methods share one), so our data set merges identical
+#    texts *before* splitting: no text is in two splits. To see what a leak does, we plant one:
+#    a quarter of the test texts, with their labels, are copied into a second training set.
 # 2. **Overfitting to the validation set**: try enough variants and keep the best validation
 #    score, and that score is optimistic: the test score of the chosen variant is lower.
 
 # %%
-train_set = set(ds.texts("train"))
-dup = [t in train_set for t in ds.texts("test")]
-correct = [a == b for a, b in zip(yte, pred)]
-acc_dup = np.mean([c for c, d in zip(correct, dup) if d]) if any(dup) else float("nan")
-acc_new = np.mean([c for c, d in zip(correct, dup) if not d])
-assert any(dup)
+from llmcourse.finetune import normalise
+
+assert all(not ds.overlap(a, b) for a, b in (("train", "val"), ("train", "test"), ("val", "test")))
+rng = np.random.default_rng(0)
+leaked = sorted(rng.choice(len(yte), size=len(yte) // 4, replace=False).tolist())
+test_texts = ds.texts("test")
+leaky_train = ds.texts("train") + [test_texts[i] for i in leaked]
+vec_leaky = TfidfVectorizer(sublinear_tf=True).fit(leaky_train)
+clf_leaky = LogisticRegression(C=10, max_iter=3000).fit(vec_leaky.transform(leaky_train),
+                                                        ytr + [yte[i] for i in leaked])
+pred_leaky = clf_leaky.predict(vec_leaky.transform(test_texts)).tolist()
+is_leaked = np.isin(np.arange(len(yte)), leaked)
+right_clean = np.array(pred) == np.array(yte)
+right_leaky = np.array(pred_leaky) == np.array(yte)
+# the check that finds a leak: exact matches of normalised texts between train and test
+found = {normalise(t) for t in leaky_train} & {normalise(t) for t in test_texts}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"{sum(dup)} of {len(dup)} test texts also appear verbatim in train")
-print(f"accuracy on those: {acc_dup:.3f}; on the others: {acc_new:.3f}")
+print(f"planted {len(leaked)} of {len(yte)} test texts in the training set; the overlap check "
+      f"finds {len(found)}")
+print(f"on the leaked texts:  clean model {right_clean[is_leaked].mean():.3f}, "
+      f"contaminated model {right_leaky[is_leaked].mean():.3f}")
+print(f"on the other texts:   clean model {right_clean[~is_leaked].mean():.3f}, "
+      f"contaminated model {right_leaky[~is_leaked].mean():.3f}")
+print(f"whole test split:     clean model {right_clean.mean():.3f}, "
+      f"contaminated model {right_leaky.mean():.3f}")
+
+# %%
+assert len(found) == len(leaked)  # every planted copy is found, and nothing else
+assert right_leaky[is_leaked].mean() > right_clean[is_leaked].mean() + 0.1  # scored by memory
+assert right_leaky[is_leaked].mean() > right_leaky[~is_leaked].mean() + 0.1
+assert right_leaky.mean() > right_clean.mean()  # the headline test score is inflated
+
+# %% [markdown]
+# The contaminated model gets the leaked texts right almost always — it has seen their
+# answers — while on the untouched texts it is no better than the clean model: the inflation of
+# its test score is memory, not skill. Now the second trap: 20 "ideas" (random feature subsets
+# and regularisation strengths), each scored on validation, and the best one kept.
 
 # %%
 rng = np.random.default_rng(0)
@@ -185,10 +214,11 @@ print(f"best of 20 on validation: {val_scores[best]:.3f}; the same model on test
       f"{test_scores[best]:.3f}; mean test of all 20: {test_scores.mean():.3f}")
 
 # %%
-# selecting the max of noisy estimates is biased upwards: the chosen validation score beats the
-# average validation score, and its edge does not carry over to the test split in full
-assert val_scores[best] >= val_scores.mean()
-assert val_scores[best] - val_scores.mean() > test_scores[best] - test_scores.mean() - 0.05
+# the max of 20 noisy validation scores is biased upwards: the chosen model scores higher on the
+# validation split it was chosen on than on the test split, and its edge over the average
+# variant shrinks on test
+assert val_scores[best] > test_scores[best]
+assert val_scores[best] - val_scores.mean() > test_scores[best] - test_scores.mean()
 
 # %% [markdown]
 # The fix is procedure, not code: decide on the test split once, at the end; report how many
@@ -205,6 +235,14 @@ assert val_scores[best] - val_scores.mean() > test_scores[best] - test_scores.me
 #
 # We train a small byte-level GPT on docstrings for a few seconds. We hide two "secrets" in its
 # training data, for later: one **repeated** in many batches, one that appears **once**.
+#
+# **Data card.** `load_corpus("python-docstrings")`: every public docstring of this Python's
+# standard library, joined in a fixed order (about 1.3 MB on CPython 3.11; it includes the
+# texts of the classification data set above — pretraining corpora routinely contain
+# benchmarks' texts). We use its first characters (200 KB under the `ci` profile); the first
+# 90 % are training text, the last 10 % are held out for perplexity. Two made-up secrets are
+# planted in the training stream: `ONCE` is inserted once in the middle of the training text;
+# `REPEATED` overwrites a random slice of every 4th row of every batch (8 of 32 rows per step).
 
 # %%
 import time
@@ -220,6 +258,7 @@ ONCE = "The vault combination is 9052-6617-3348."
 encode = lambda s: list(s.encode("utf-8"))  # noqa: E731 - bytes: vocabulary of 256
 data = torch.tensor(encode(train_text[: n_train // 2] + ONCE + train_text[n_train // 2 :]))
 canary = torch.tensor(encode(REPEATED))
+assert ONCE not in text and REPEATED not in text  # made up: not in the corpus itself
 
 llmcourse.seed_everything(0)
 cfg = GPTConfig(vocab_size=256, block_size=64, n_layer=prof.pick(ci=2, cpu=4, gpu=6),
@@ -240,33 +279,48 @@ for _ in range(steps):
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-gpt.eval()
+gpt = gpt.eval()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+print(f"corpus: {len(text):,} characters; {len(data):,} training bytes (with ONCE), "
+      f"{len(heldout_text):,} held out")
 print(f"{steps} steps in {time.time() - t0:.0f} s, last training loss {loss.item():.2f} nats/byte")
 
 # %%
 ids = torch.tensor(encode(heldout_text[:6000]), device=device)
-results = {}
-for stride in (T, T // 2):
-    results[stride] = ev.sliding_window_nll(gpt, ids, block_size=T, stride=stride)
+per_token = {stride: ev.token_nll(gpt, ids, block_size=T, stride=stride)
+             for stride in (T, T // 2)}  # NLL of every token, NaN where not scored
+both = ~per_token[T].isnan() & ~per_token[T // 2].isnan()  # the tokens both methods score
+nll = {stride: float(v[both].mean()) for stride, v in per_token.items()}
+# where the two differ: position of each token inside its non-overlapping chunk
+pos = torch.arange(len(ids)) % T
+early, late = both & (pos < 8), both & (pos >= T // 2)
+gap_early = float((per_token[T] - per_token[T // 2])[early].mean())
+gap_late = float((per_token[T] - per_token[T // 2])[late].mean())
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-for stride, (nll, n) in results.items():
+print(f"the same {int(both.sum())} tokens scored both ways:")
+for stride in (T, T // 2):
     kind = "non-overlapping chunks" if stride == T else f"sliding window, stride {stride}"
-    print(f"{kind:>28}: {n} tokens scored, perplexity {ev.perplexity(nll):.3f}")
+    print(f"{kind:>31}: perplexity {ev.perplexity(nll[stride]):.3f}")
+print(f"extra NLL of chunking, first 8 bytes of a chunk: {gap_early:.3f} nats; "
+      f"second half of a chunk: {gap_late:.3f}")
 
 # %%
-assert results[T][0] > results[T // 2][0]  # naive chunks overestimate perplexity
-assert results[T // 2][1] == len(ids) - 1  # the sliding window scores every token but the first
+assert int(both.sum()) == len(ids) - len(range(0, len(ids), T))  # all but each chunk's first
+assert (~per_token[T // 2].isnan()).sum() == len(ids) - 1  # sliding scores all but token 0
+assert nll[T] > nll[T // 2]  # on the same tokens, naive chunks overestimate perplexity
+assert gap_early > 0.02 and abs(gap_late) < 1e-4  # ... because the start of a chunk lacks context
 
 # %% [markdown]
-# The difference is small here: a byte-level model trained for seconds uses only a few dozen
-# bytes of context, so only the first bytes of each chunk suffer (with even smaller strides it
-# does not improve further). With models that really use long context the gap grows. The cost:
-# a stride of `T/2` runs the model twice as often.
+# Scored on the *same* tokens, chunking gives a higher perplexity, and the whole difference
+# sits at the start of each chunk: a byte predicted with only a few bytes of context is harder.
+# In the second half of a chunk both methods see at least `T/2` bytes of context and the same
+# window, so they agree. The gap is small here because a byte-level model trained for seconds
+# uses only a few dozen bytes of context; with models that really use long context it grows.
+# The cost: a stride of `T/2` runs the model twice as often.
 #
 # ## BLEU, from scratch, equal to sacrebleu
 #
@@ -300,17 +354,21 @@ assert paraphrase == 0.0
 
 # %%
 prefixes = {REPEATED: len("The secret launch code is "), ONCE: len("The vault combination is ")}
-rates = {}
+rates, outs = {}, {}
 for secret, k in prefixes.items():
     rates[secret] = ev.extraction_rate(gpt, encode, [secret], prefix_chars=k)[0]
-    out = bytes(ev.greedy_continue(gpt, encode(secret[:k]), len(secret) - k)).decode(
+    outs[secret] = bytes(ev.greedy_continue(gpt, encode(secret[:k]), len(secret) - k)).decode(
         "utf-8", errors="replace")
-    print(f"{secret[:k]!r} -> {out!r}")
 
 # %%
-print({s[:24]: round(r, 2) for s, r in rates.items()})
-assert rates[REPEATED] == 1.0  # the repeated secret comes out, digit for digit
-assert rates[ONCE] < 0.5  # the one seen once does not
+# NBVAL_IGNORE_OUTPUT
+for secret, k in prefixes.items():
+    print(f"{secret[:k]!r} -> {outs[secret]!r}   (extraction rate {rates[secret]:.2f})")
+
+# %%
+assert rates[REPEATED] == 1.0 and outs[REPEATED] == REPEATED[prefixes[REPEATED]:]  # digit for digit
+assert rates[ONCE] < 0.5 and outs[ONCE] != ONCE[prefixes[ONCE]:]  # the one seen once does not
+print("the repeated secret is extracted verbatim; the one seen once is not")
 
 # %% [markdown]
 # Repetition is what makes memorisation: deduplicating training data is one of the best
