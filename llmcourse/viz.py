@@ -164,8 +164,8 @@ _INVISIBLE = "\u200b\u200c\u200d\u2060"  # zero-width characters
 
 def _unique_labels(tokens: Sequence[str]) -> list[str]:
     """Repeated tokens get an invisible zero-width suffix (the repeat count written in base 4
-    with zero-width characters), so plotly keeps one row per position and the labels look
-    unchanged."""
+    with zero-width characters, lowest digit first, so no two counts share a suffix), so plotly
+    keeps one row per position and the labels look unchanged."""
     seen: dict[str, int] = {}
     out = []
     for t in tokens:
@@ -176,7 +176,7 @@ def _unique_labels(tokens: Sequence[str]) -> list[str]:
         while k:
             k, r = divmod(k, 4)
             suffix += _INVISIBLE[r]
-        out.append(t + suffix + (_INVISIBLE[0] if suffix else ""))
+        out.append(t + suffix)
     return out
 
 
@@ -273,17 +273,27 @@ def head_summary(attentions: Any, tokens: Sequence[str] | None = None, *, batch_
 # one head at a time
 # --------------------------------------------------------------------------------------------
 def _masked(a: np.ndarray, mask: Any | None) -> np.ndarray:
-    """Boolean (L, H, T, S): True where a position is masked."""
+    """Boolean ``(T, S)``: True where a key is masked for a query, the same in every head.
+
+    Without ``mask`` it is inferred: a cell is masked when its weight is exactly 0 in **every**
+    layer and head. A masked score (−∞) always gives exactly 0, but so can float32 underflow (an
+    unmasked score roughly 100 or more below its row's maximum): with one head, a very sharp
+    head can make an unmasked cell look masked. Pass ``mask`` when you know it.
+    """
     if mask is None:
-        return a == 0.0  # softmax gives exactly 0 only to -inf (masked) scores
+        return (a == 0.0).all(axis=(0, 1))
     m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
     if m.dtype != bool:
         raise TypeError(f"mask must be boolean (True = may attend), got dtype {m.dtype}")
     try:
-        return ~np.broadcast_to(m, a.shape)
+        m = np.broadcast_to(m, a.shape)
     except ValueError as err:
         raise ValueError(f"mask {m.shape} does not broadcast to the attention maps "
                          f"{a.shape}") from err
+    if not (m == m[:1, :1]).all():
+        raise ValueError("mask must be the same for every layer and head (a causal or padding "
+                         "mask): broadcastable to (T, S)")
+    return ~m[0, 0]
 
 
 def _title(layer: int, head: int, ent: float, n: int) -> str:
@@ -299,15 +309,28 @@ def attention_heatmap(attentions: Any, tokens: Sequence[str], layer: int = 0, he
     The dropdowns are plotly ``updatemenus``: they work without a Python kernel (in a static
     HTML export too). Each layer × head is a trace; the layer menu toggles traces' ``visible``,
     the head menu their ``opacity`` (and hover), so the two menus combine freely. The entropy of
-    the shown head is written above the map. Masked positions (weight exactly 0, or ``False`` in
-    ``mask``) are grey gaps with no hover.
+    the shown head (computed from the exact weights) is written above the map.
+
+    **Size.** Every head travels with the figure, so the weights are stored as whole percents
+    (``uint8``, 1 byte a cell, like :func:`model_view`): 6 layers × 12 heads over 128 tokens
+    make at most about 2 MB of JSON (float32 made ~7 MB), 512 tokens ~26 MB (not ~107 MB). The
+    colour bar is in probability units (0 to 1); hover shows ``query → key: p%`` rounded to a
+    whole percent (a weight under 0.5 % reads 0 %).
+
+    **Masks.** Masked cells are drawn grey by one overlay trace shared by all heads (their weight
+    is 0, and hover says 0 %). ``mask`` (boolean, ``True`` = may attend, broadcastable to
+    ``(T, S)`` — a causal or padding mask, the same for every head) sets them; without it a
+    cell counts as masked when its weight is exactly 0 in every layer and head, which float32
+    underflow can also produce (see :func:`_masked`).
 
     Args:
         attentions: per-layer ``(batch, heads, T, S)`` tensors (see the module docstring).
         tokens: the ``T`` query tokens (and keys, unless ``key_tokens`` is given).
         layer, head: what is shown first.
-        mask: optional boolean, ``True`` = may attend, broadcastable to ``(L, H, T, S)``.
+        key_tokens: the ``S`` key tokens when they differ from the queries.
+        mask: optional boolean mask, ``True`` = may attend, broadcastable to ``(T, S)``.
         batch_index: which sequence of the batch to show.
+        height: figure height in pixels (default: from the number of tokens).
     """
     a = _to_array(attentions, batch_index)
     L, H, T, S = a.shape
@@ -315,49 +338,61 @@ def attention_heatmap(attentions: Any, tokens: Sequence[str], layer: int = 0, he
     ylab = _unique_labels(_check_tokens(tokens, T))
     xlab = ylab if key_tokens is None else _unique_labels(_check_tokens(key_tokens, S,
                                                                         "key_tokens"))
-    masked = _masked(a, mask)
-    z = np.where(masked, np.nan, a).astype(np.float32)
-    ent = _head_entropies(np.where(masked, 0.0, a))
-    hover = "%{y} → %{x}: %{z:.3f}<extra></extra>"
+    masked = _masked(a, mask)  # (T, S)
+    a = np.where(masked, 0.0, a)
+    pct = np.rint(np.clip(a, 0.0, 1.0) * 100).astype(np.uint8)  # (L, H, T, S): 1 byte a cell
+    ent = _head_entropies(a)
+    hover = "%{y} → %{x}: %{z}%<extra></extra>"
     data = []
     for ly in range(L):
         for h in range(H):
             on = h == head
-            data.append(go.Heatmap(
-                z=z[ly, h], x=xlab, y=ylab, coloraxis="coloraxis", hoverongaps=False,
-                hovertemplate=hover, hoverinfo=None if on else "skip",
+            data.append(dict(
+                type="heatmap", z=pct[ly, h], x=xlab, y=ylab, coloraxis="coloraxis",
+                hovertemplate=hover, hoverinfo="all" if on else "skip",
                 visible=ly == layer, opacity=1.0 if on else 0.0,
                 name=f"L{ly} H{h}", meta=[ly, h, float(ent[ly, h])]))
     # the label above the map: one text trace per (layer, head), toggled like the heatmaps; it
     # lives on an invisible overlay axis (y2, range 0..1) so it sits just above the top row
     for ly in range(L):
         for h in range(H):
-            data.append(go.Scatter(
-                x=[xlab[0]], y=[1.0], mode="text", text=[_title(ly, h, ent[ly, h], S)],
+            data.append(dict(
+                type="scatter", x=[xlab[0]], y=[1.0], mode="text",
+                text=[_title(ly, h, ent[ly, h], S)],
                 textposition="top right", hoverinfo="skip", showlegend=False, cliponaxis=False,
                 visible=ly == layer, opacity=1.0 if h == head else 0.0,
                 textfont=dict(size=13), yaxis="y2", xaxis="x"))
     n = L * H
+    extra = 0
+    if masked.any():  # grey where masked, a gap (NaN) elsewhere: drawn over every head
+        data.append(dict(
+            type="heatmap", z=np.where(masked, np.float32(1.0), np.float32(np.nan)),
+            x=xlab, y=ylab,
+            colorscale=[[0.0, MASK_COLOR], [1.0, MASK_COLOR]], showscale=False,
+            hoverinfo="skip", hoverongaps=False, name="masked"))
+        extra = 1
 
     def heads_of(h: int) -> list[float]:
-        return [1.0 if i % H == h else 0.0 for i in range(n)] * 2
+        return [1.0 if i % H == h else 0.0 for i in range(n)] * 2 + [1.0] * extra
 
     layer_buttons = [dict(label=f"layer {ly}", method="restyle",
-                          args=[{"visible": [i // H == ly for i in range(n)] * 2}])
+                          args=[{"visible": [i // H == ly for i in range(n)] * 2
+                                 + [True] * extra}])
                      for ly in range(L)]
     head_buttons = [dict(label=f"head {h}", method="restyle",
                          args=[{"opacity": heads_of(h),
                                 "hoverinfo": ["all" if i % H == h else "skip" for i in range(n)]
-                                + ["skip"] * n}])
+                                + ["skip"] * (n + extra)}])
                     for h in range(H)]
     side = max(380, min(900, 28 * T + 200)) if height is None else height
-    fig = go.Figure(data=data)
-    fig.update_layout(
-        height=side, width=max(460, min(1000, 28 * S + 260)) if height is None else None,
+    layout: dict[str, Any] = dict(
+        height=side,
         margin=dict(l=10, r=10, t=96, b=10),
         plot_bgcolor=MASK_COLOR,
-        coloraxis=dict(colorscale=COLORSCALE, cmin=0.0, cmax=1.0,
-                       colorbar=dict(title=dict(text="weight"), thickness=12)),
+        coloraxis=dict(colorscale=COLORSCALE, cmin=0, cmax=100,  # z is in whole percents
+                       colorbar=dict(title=dict(text="weight"), thickness=12,
+                                     tickvals=[0, 25, 50, 75, 100],
+                                     ticktext=["0", "0.25", "0.5", "0.75", "1"])),
         xaxis=dict(title=dict(text="key (attended to)"), side="bottom", tickangle=-45,
                    showgrid=False, constrain="domain", range=[-0.5, S - 0.5]),
         yaxis=dict(title=dict(text="query (attending)"), range=[T - 0.5, -0.5], showgrid=False,
@@ -373,7 +408,11 @@ def attention_heatmap(attentions: Any, tokens: Sequence[str], layer: int = 0, he
                           x=1.0, y=1.0, xanchor="right", yanchor="bottom", yshift=40,
                           font=dict(size=11, color="#666"))],
     )
-    return fig
+    if height is None:
+        layout["width"] = max(460, min(1000, 28 * S + 260))
+    # plain dicts, not re-validated by plotly.py (2 × L × H traces: much faster); the tests
+    # validate the same dict with go.Figure(fig.to_dict())
+    return go.Figure(dict(data=data, layout=layout), _validate=False)
 
 
 # --------------------------------------------------------------------------------------------

@@ -76,15 +76,26 @@ def test_inputs_are_validated():
 def test_heatmap_traces_dropdowns_and_masks():
     a = _atts(L=2, H=3)
     fig = viz.attention_heatmap(a, TOKS, layer=1, head=2)
-    heat = [t for t in fig.data if t.type == "heatmap"]
+    go.Figure(fig.to_dict())  # built unvalidated: plotly.py's validators accept every property
+    heat = [t for t in fig.data if t.type == "heatmap" and t.name != "masked"]
     assert len(heat) == 6  # one per layer × head
     shown = [t for t in heat if t.visible and t.opacity == 1.0]
     assert len(shown) == 1 and shown[0].name == "L1 H2"
-    z = np.asarray(shown[0].z, dtype=float)
+    z = np.asarray(shown[0].z)
     w = a[1][0, 2].numpy()
-    assert np.isnan(z[0, 1:]).all()  # masked (future) keys are gaps: grey background
-    assert np.allclose(z[~np.isnan(z)], w[w > 0], atol=1e-6)
-    assert "→" in shown[0].hovertemplate and "%{z" in shown[0].hovertemplate
+    # stored as whole percents (1 byte a cell), within half a percent of the exact weights
+    assert z.dtype == np.uint8 and np.abs(z / 100 - w).max() <= 0.005 + 1e-6
+    assert z[4, 4] == round(w[4, 4] * 100)  # hand-checked against the float weight
+    # masked (future) keys: weight 0, drawn grey by one overlay shared by every head
+    overlay = [t for t in fig.data if t.name == "masked"]
+    assert len(overlay) == 1 and overlay[0].hoverinfo == "skip"
+    om = np.asarray(overlay[0].z, dtype=float)
+    assert np.array_equal(np.isnan(om), causal_mask(5).numpy())  # gaps where not masked
+    assert (z[~causal_mask(5).numpy()] == 0).all()
+    assert shown[0].hovertemplate.startswith("%{y} → %{x}: %{z}%")
+    # colour bar in probability units although z is in percents
+    cax = fig.layout.coloraxis
+    assert (cax.cmin, cax.cmax) == (0, 100) and cax.colorbar.ticktext[-1] == "1"
     # the repeated token "the" stays two distinct rows that look the same
     assert len(set(shown[0].y)) == 5 and shown[0].y[2].startswith("the")
     # dropdowns are plotly updatemenus, so they work without a kernel
@@ -93,9 +104,10 @@ def test_heatmap_traces_dropdowns_and_masks():
     assert [b.label for b in head_menu.buttons] == ["head 0", "head 1", "head 2"]
     vis = layer_menu.buttons[0].args[0]["visible"]
     assert vis[:6] == [True, True, True, False, False, False]
+    assert len(vis) == len(fig.data) and vis[-1] is True  # the mask overlay stays on
     op = head_menu.buttons[1].args[0]["opacity"]
-    assert op[:6] == [0, 1, 0, 0, 1, 0]
-    # the entropy of the shown head is in its label
+    assert op[:6] == [0, 1, 0, 0, 1, 0] and len(op) == len(fig.data) and op[-1] == 1
+    # the entropy of the shown head (from the exact weights) is in its label
     ent = viz.attention_entropy(a[1][0, 2]).mean().item()
     labels = [t for t in fig.data if t.type == "scatter" and t.visible and t.opacity == 1.0]
     assert len(labels) == 1 and f"{ent:.2f} nats" in labels[0].text[0]
@@ -105,10 +117,35 @@ def test_heatmap_explicit_mask_and_key_tokens():
     a = torch.softmax(torch.randn(1, 2, 3, 4), -1)
     mask = torch.tensor([True, True, False, True])
     fig = viz.attention_heatmap((a,), ["a", "b", "c"], key_tokens=list("wxyz"), mask=mask)
-    z = np.asarray(fig.data[0].z, dtype=float)
-    assert np.isnan(z[:, 2]).all() and not np.isnan(z[:, [0, 1, 3]]).any()
+    om = np.asarray(fig.data[-1].z, dtype=float)
+    assert fig.data[-1].name == "masked"
+    assert (om[:, 2] == 1).all() and np.isnan(om[:, [0, 1, 3]]).all()
+    assert (np.asarray(fig.data[0].z)[:, 2] == 0).all()  # a masked cell shows weight 0
+    assert list(fig.data[0].x) == list("wxyz")
     with pytest.raises(TypeError, match="boolean"):
         viz.attention_heatmap((a,), ["a", "b", "c"], key_tokens=list("wxyz"), mask=mask.int())
+    with pytest.raises(ValueError, match="same for every layer and head"):
+        viz.attention_heatmap((a,), ["a", "b", "c"], key_tokens=list("wxyz"),
+                              mask=torch.rand(2, 3, 4) > 0.5)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        viz.attention_heatmap((a,), ["a", "b", "c"], key_tokens=list("wxyz"),
+                              mask=torch.ones(5, dtype=torch.bool))
+
+
+def test_heatmap_underflow_zero_is_not_masked():
+    """float32 softmax underflows to exact 0 without a mask: one such head is not a mask."""
+    s = torch.tensor([[0.0, -200.0], [0.0, 0.0]])  # exp(-200) underflows to 0 in float32
+    sharp = s.softmax(-1)
+    assert sharp[0, 1] == 0.0  # an exact zero from an unmasked score
+    two_heads = torch.stack([sharp, torch.full((2, 2), 0.5)])[None]  # (1, 2, 2, 2)
+    fig = viz.attention_heatmap((two_heads,), ["a", "b"])
+    assert not any(t.name == "masked" for t in fig.data)  # zero in one head only: not masked
+    # one head alone cannot tell them apart: an explicit all-True mask says nothing is masked
+    fig1 = viz.attention_heatmap((sharp[None, None],), ["a", "b"])
+    assert fig1.data[-1].name == "masked"
+    fig2 = viz.attention_heatmap((sharp[None, None],), ["a", "b"],
+                                 mask=torch.ones(2, 2, dtype=torch.bool))
+    assert not any(t.name == "masked" for t in fig2.data)
 
 
 def test_heatmap_survives_static_export(tmp_path):
@@ -199,6 +236,37 @@ def test_model_view_512_tokens_renders():
     load = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
     assert build <= 5.0 * load and size <= 3_000_000
     json.loads(fig.to_json())  # valid JSON that plotly.js can draw
+
+
+def test_heatmap_budget_128_tokens():
+    """MiniLM-sized (6 × 12 heads) softmax attentions: ≤ 2 MB of JSON at 128 tokens (float32
+    with NaN gaps was ~7 MB), and 512 tokens still builds (float32 would be ~107 MB)."""
+    T = 128
+    a = tuple(x.masked_fill(~causal_mask(T), 0.0) / x.masked_fill(~causal_mask(T), 0.0).sum(
+        -1, keepdim=True) for x in _minilm_like(T, seed=2))  # causal: a mask overlay too
+    toks = [f"tok{i % 40}" for i in range(T)]
+    fig = viz.attention_heatmap(a, toks, layer=5, head=11)
+    size = len(fig.to_json())
+    print(f"attention_heatmap 6x12 @128 tokens: JSON {size / 1e6:.2f} MB")
+    assert size <= 2_000_000
+    assert len(fig.data) == 2 * 72 + 1 and fig.data[-1].name == "masked"
+    shown = fig.data[5 * 12 + 11]
+    assert np.abs(np.asarray(shown.z) / 100 - a[5][0, 11].numpy()).max() <= 0.005 + 1e-6
+    data = json.loads(fig.to_json())["data"]
+    assert data[0]["z"]["dtype"] == "u1"  # base64 typed array of bytes, decoded by plotly.js
+
+
+@pytest.mark.slow
+def test_heatmap_512_tokens_builds():
+    a = _minilm_like(512, seed=3)
+    t0 = time.perf_counter()
+    fig = viz.attention_heatmap(a, [f"w{i}" for i in range(512)])
+    size = len(fig.to_json())
+    build = time.perf_counter() - t0
+    load = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    print(f"attention_heatmap 6x12 @512 tokens: build+JSON {build:.2f} s, JSON {size / 1e6:.1f} MB")
+    assert size <= 30_000_000  # 1 byte a cell (base64): 72 × 512² cells ≈ 25 MB
+    assert build <= 15.0 * load
 
 
 # ---- attention_explorer --------------------------------------------------------------------
