@@ -617,7 +617,7 @@ class AttentionExplorer:
     def _redraw(self) -> None:
         w = self.current_weights()
         lab = _unique_labels(self.tokens)
-        z = np.where(w == 0.0, np.nan, w)
+        z = np.where(w == 0.0, np.nan, w)  # exact zeros as gaps: masked keys (or float32 underflow)
         ent = float(_head_entropies(w[None, None])[0, 0])
         q = self.query.value if self.query.value is not None else -1
         shapes = []
