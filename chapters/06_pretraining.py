@@ -281,7 +281,9 @@ assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(big, acc))
 # - On **CPU** it depends on the chip: with native bf16 instructions (AVX512-BF16, AMX) bf16
 #   was 15–20% faster on the course's 2-core AMD EPYC; without them it is emulated and slower.
 #   `precision="auto"` keeps fp32 on CPU, where exact, portable results matter more than a
-#   modest speed-up; pass `precision="bf16"` to use it. The cell below measures your machine.
+#   modest speed-up. To choose by speed instead, `fastest_precision(model, batch)` times a
+#   training step in each precision on *your* machine and returns the faster one to pass as
+#   `TrainConfig(precision=...)` — the cell below does it.
 #
 # TF32 (fp32 matmuls on tensor cores) is switched on for Ampere and newer GPUs.
 
@@ -298,27 +300,17 @@ assert out.dtype == torch.bfloat16 and resolve_precision("auto", torch.device("c
 # NBVAL_IGNORE_OUTPUT
 import time
 
+from llmcourse.hardware import native_bf16
+from llmcourse.train import fastest_precision
 
-def step_time(precision: str, n: int = 5) -> float:
-    m = new_model().to(device)
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
-    xb, yb = x.to(device), y.to(device)
-    for i in range(n + 1):
-        if i == 1:
-            t0 = time.perf_counter()
-        with autocast_context(precision, device):
-            loss = m(xb, yb)[1]
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / n
+mixed = "fp16" if device.type == "cuda" and not native_bf16() else "bf16"
+fastest, times = fastest_precision(new_model(), (x, y), device=device, candidates=("fp32", mixed),
+                                   steps=5)
+print({p: f"{1000 * t:.1f} ms/step" for p, t in times.items()}, f"→ fastest here: {fastest}",
+      f"| auto picks {resolve_precision('auto', device)}")
 
-
-times = {p: step_time(p) for p in ("fp32", "bf16")}
-print({p: f"{1000 * t:.1f} ms/step" for p, t in times.items()},
-      "→ auto picks", resolve_precision("auto", device))
+# %%
+assert fastest == min(times, key=times.get) and set(times) == {"fp32", mixed}
 
 # %% [markdown]
 # ## 6. Training with the `Trainer`
