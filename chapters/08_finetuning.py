@@ -47,15 +47,23 @@ print(llmcourse.env_report())
 #
 # Real text nobody wrote for this course: the first paragraph of a standard-library docstring,
 # labelled with the family of the module that defines it (text, math, files, network,
-# concurrency, data formats). The set is built at run time, deterministically, with fixed
-# splits (a hash of each docstring's qualified name). Every data set gets a data card. Online,
-# `load_text_classification("sst2", online=True)` gives SST-2 through the same helper.
+# concurrency, data formats). The set is built at run time, deterministically. Inherited and
+# aliased methods share docstrings, so identical texts are merged first (a text found in two
+# families is dropped), and each text's split comes from a hash of the text itself: no text can
+# be in two splits. Every data set gets a data card.
+#
+# The data set and the model are chosen **here, once**. Online, set `DATASET = "sst2"` (or
+# `"imdb"`) and `MODEL_NAME = "bert-base-uncased"` (or any hub name): the same helpers fetch
+# them and the rest of the chapter runs on them (give it the `gpu` profile; its asserts are
+# calibrated on the offline data set).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from llmcourse.finetune import docstring_families, instruction_pairs
+from llmcourse.finetune import instruction_pairs, load_text_classification
 
-ds = docstring_families()
+DATASET = "stdlib-families"  # online: "sst2" or "imdb"
+MODEL_NAME = "minilm"  # the offline all-MiniLM-L6-v2; online: "bert-base-uncased", ...
+ds = load_text_classification(DATASET, online=DATASET != "stdlib-families")
 print(ds.describe())
 print()
 pairs = instruction_pairs()
@@ -64,8 +72,11 @@ print("\nexample:", ds.splits["train"][0])
 
 # %%
 n_examples = sum(len(v) for v in ds.splits.values())
-assert n_examples >= 1000 and len(ds.labels) == 6
-assert not set(ds.keys["train"]) & set(ds.keys["test"])  # no docstring in two splits
+assert n_examples >= 1000 and len(ds.labels) >= 2
+for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+    assert not ds.overlap(a, b), (a, b)  # no text (case and spacing aside) in two splits
+questions = {s: {t.split("\t")[0] for t in pairs.texts(s)} for s in ("train", "val", "test")}
+assert not questions["train"] & (questions["val"] | questions["test"])  # nor a question
 ytr, yte = ds.targets("train"), ds.targets("test")
 
 # %% [markdown]
@@ -88,8 +99,9 @@ scores = {"bag of words": (ev.accuracy(yte, bow_pred), ev.precision_recall_f1(yt
 # %% [markdown]
 # ## The pretrained encoder, frozen: a linear probe
 #
-# `resolve_model_name("minilm")` finds the offline copy of all-MiniLM-L6-v2 (any other name goes
-# to the Hugging Face hub, e.g. `bert-base-uncased` online). We tokenize with its WordPiece
+# `resolve_model_name(MODEL_NAME)` finds the offline copy of all-MiniLM-L6-v2 for `"minilm"`
+# (any other name goes to the Hugging Face hub, e.g. `bert-base-uncased` online, and it says
+# which it used). We tokenize with its WordPiece
 # tokenizer (at most 64 tokens), mean-pool the last hidden states (how this model was trained
 # for sentence embeddings), compute the embeddings **once**, and fit a logistic regression.
 
@@ -101,7 +113,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from llmcourse.finetune import resolve_model_name
 
-path, where = resolve_model_name("minilm")
+path, where = resolve_model_name(MODEL_NAME)
 print("encoder loaded from:", where)
 tok = AutoTokenizer.from_pretrained(path)
 MAX_LEN = prof.pick(ci=64, cpu=128, gpu=128)
@@ -115,7 +127,7 @@ def encode_split(split: str) -> dict[str, torch.Tensor]:
 def mean_pool(encoder, batch: dict) -> torch.Tensor:
     h = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     mask = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
-    return (h * mask).sum(1) / mask.sum(1)  # (B, 384)
+    return (h * mask).sum(1) / mask.sum(1)  # (B, hidden_size)
 
 
 data = {s: encode_split(s) for s in ("train", "test")}
@@ -142,6 +154,13 @@ for name, (acc, f1) in scores.items():
 # (linear probing then fine-tuning, "LP-FT": a random head would send large, random gradients
 # into the pretrained layers at the start). The model returns `(logits, loss)`, so the course's
 # `Trainer` (chapter 06) trains it as it trains a GPT: we hand it a `get_batch(generator)`.
+#
+# Two choices make this work on a CPU in a minute. Batches group texts of similar length
+# (Hugging Face's `group_by_length`): most docstrings are 10–20 tokens, and a random batch almost
+# always holds one of 60, so grouping cuts the padding — and the compute — about threefold.
+# And the learning rate, `FT_LR = 1e-4`, is on the high side for BERT-family models (2e-5…5e-5
+# is the usual advice for larger ones) because a small 6-layer model gets only about 3 epochs
+# (`FT_STEPS × 32` examples drawn from 967) under the `ci` profile.
 
 # %%
 import copy
@@ -166,7 +185,7 @@ class EncoderClassifier(nn.Module):
 
 
 def probe_head() -> nn.Linear:
-    head = nn.Linear(384, len(ds.labels))
+    head = nn.Linear(encoder.config.hidden_size, len(ds.labels))  # 384 for MiniLM
     with torch.no_grad():
         head.weight.copy_(torch.tensor(probe.coef_))
         head.bias.copy_(torch.tensor(probe.intercept_))
@@ -174,10 +193,16 @@ def probe_head() -> nn.Linear:
 
 
 y_train = torch.tensor(ytr)
+lengths = data["train"]["attention_mask"].sum(1)  # real tokens per text
 
 
 def get_batch(generator: torch.Generator, batch_size: int = 32) -> dict:
-    idx = torch.randint(0, len(y_train), (batch_size,), generator=generator)
+    """A random batch of texts of similar length: draw 8 batches' worth of examples at random,
+    sort them by length, keep one of the 8 slices (every example stays equally likely)."""
+    pool = torch.randperm(len(y_train), generator=generator)[: 8 * batch_size]
+    pool = pool[lengths[pool].argsort(stable=True)]
+    j = int(torch.randint(0, max(1, len(pool) // batch_size), (1,), generator=generator))
+    idx = pool[j * batch_size : (j + 1) * batch_size]
     b = {k: v[idx] for k, v in data["train"].items()}
     longest = int(b["attention_mask"].sum(1).max())  # drop columns that are padding everywhere
     return dict(input_ids=b["input_ids"][:, :longest], attention_mask=b["attention_mask"][:, :longest],
@@ -195,8 +220,9 @@ def predict(model: EncoderClassifier) -> torch.Tensor:
 
 llmcourse.seed_everything(0)
 full = EncoderClassifier(copy.deepcopy(encoder), probe_head())
-steps = prof.pick(ci=20, cpu=100, gpu=300)
-cfg = TrainConfig(max_steps=steps, lr=5e-5, warmup_steps=2, weight_decay=0.01, progress=False,
+steps = FT_STEPS = prof.pick(ci=90, cpu=150, gpu=300)
+FT_LR = 1e-4
+cfg = TrainConfig(max_steps=steps, lr=FT_LR, warmup_steps=steps // 10, weight_decay=0.01, progress=False,
                   log_every=steps, device=device.type, precision="fp32" if device.type == "cpu" else "auto")
 t0 = time.time()
 Trainer(full, cfg, train_data=get_batch).fit()
@@ -212,9 +238,32 @@ for name, (acc, f1) in scores.items():
     print(f"{name:>14}: accuracy {acc:.3f}, macro-F1 {f1:.3f}")
 
 # %%
-margin = scores["full fine-tune"][0] - scores["bag of words"][0]
-assert margin >= 0.03, f"fine-tuned MiniLM beats the bag of words by only {margin:.3f}"
-print("fine-tuned MiniLM beats the bag of words by at least 3 points of accuracy")
+changed = sum(a != b for a, b in zip(ft_pred, probe_pred))
+assert min(scores["frozen probe"][0], scores["full fine-tune"][0]) > 0.7  # chance is 1/6
+assert changed >= 5  # fine-tuning moved the decisions, not only the loss
+
+# %% [markdown]
+# **Is that a win?** Not clearly, and it is worth saying so. Once the data set is deduplicated
+# (an earlier version of it had test texts verbatim in train, and every model looked better),
+# the bag of words, the probe and the fine-tuned encoder land within a few points of each other
+# on this task, whose labels are mostly given away by words like *socket*, *thread* or *file*.
+# With 229 test examples, one example is 0.4 points and the standard error of an accuracy near
+# 0.8 is about 2.7 points. The right check for two models on the same test set is paired:
+# count the texts only one of them gets right (McNemar's test):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from scipy.stats import binomtest
+
+print(f"fine-tuning changed {changed} of {len(yte)} test predictions of the probe")
+
+for a_name, a_pred, b_name, b_pred in (("full fine-tune", ft_pred, "frozen probe", probe_pred),
+                                       ("full fine-tune", ft_pred, "bag of words", bow_pred)):
+    only_a = sum(p == t != q for p, q, t in zip(a_pred, b_pred, yte))
+    only_b = sum(q == t != p for p, q, t in zip(a_pred, b_pred, yte))
+    p_value = binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+    print(f"{a_name} vs {b_name}: only the first right on {only_a}, only the second on "
+          f"{only_b}; McNemar p = {p_value:.2f}")
 
 # %% [markdown]
 # The confusion matrix shows where the fine-tuned model still errs (rows: true family):
@@ -301,8 +350,8 @@ print("merge: equal to the adapted model and to peft's merge_and_unload")
 llmcourse.seed_everything(0)
 lora_model = EncoderClassifier(copy.deepcopy(encoder), probe_head())
 apply_lora(lora_model, ["query", "value"], r=8, alpha=16, keep_trainable=["head"])
-lora_steps = prof.pick(ci=10, cpu=100, gpu=300)
-lcfg = TrainConfig(max_steps=lora_steps, lr=5e-4, warmup_steps=2, weight_decay=0.0,
+lora_steps = prof.pick(ci=60, cpu=150, gpu=300)
+lcfg = TrainConfig(max_steps=lora_steps, lr=1e-3, warmup_steps=lora_steps // 10, weight_decay=0.0,
                    progress=False, log_every=lora_steps, device=device.type,
                    precision="fp32" if device.type == "cpu" else "auto")
 Trainer(lora_model, lcfg, train_data=get_batch).fit()
@@ -315,7 +364,8 @@ for name, (acc, f1) in scores.items():
     print(f"{name:>14}: accuracy {acc:.3f}, macro-F1 {f1:.3f}")
 
 # %%
-assert scores["LoRA"][0] > scores["bag of words"][0]  # LoRA + probe head beats the baseline too
+assert scores["LoRA"][0] > 0.7  # far above chance
+assert sum(a != b for a, b in zip(lora_pred, probe_pred)) >= 5  # the adapters moved the model
 
 # %% [markdown]
 # ## The same with Hugging Face's `Trainer`, once
@@ -365,6 +415,13 @@ assert after < before
 # whole text is the **last real token**: we pool there (GPT-2's and Llama's sequence classifiers
 # do the same). First, a small GPT pretrained on docstrings for a few seconds (bytes, vocabulary
 # 256, as in chapter 09).
+#
+# **Data card.** `load_corpus("python-docstrings")`: every public docstring of this Python's
+# standard library, joined in a fixed order (about 1.3 MB on CPython 3.11), read as UTF-8
+# bytes. Under the `ci` profile we pretrain on its first 300 KB, otherwise on all of it. Nothing
+# is held out: this is unlabelled pretraining text, and it contains the texts (not the labels)
+# of the classification test split — as web-scale pretraining corpora contain benchmarks' texts.
+# So the test score below measures how well the GPT learned the *labels*, not unseen text.
 
 # %%
 from llmcourse.data import load_corpus
@@ -472,8 +529,12 @@ with torch.no_grad():
 print("the prompt contributes zero loss")
 
 # %%
-train_pairs = [p.split("\t") for p in pairs.texts("train")]
-val_pairs = [p.split("\t") for p in pairs.texts("val")][:64]
+def fits(pair: list[str]) -> bool:  # sft_example refuses a prompt that leaves no answer room
+    return len(encode(format_prompt(pair[0]))) < T
+
+
+train_pairs = [p.split("\t") for p in pairs.texts("train") if fits(p.split("\t"))]
+val_pairs = [p.split("\t") for p in pairs.texts("val") if fits(p.split("\t"))][:64]
 
 
 def sft_batch(generator: torch.Generator, batch_size: int = 16):
@@ -562,8 +623,11 @@ assert not check_sft_labels(lambda p, r: [-100] * len(p) + r[1:])
 # %% [markdown]
 # ## Summary
 #
-# - Measure a bag-of-words baseline first; a frozen probe is the cheapest use of a pretrained
-#   encoder, fine-tuning (full or LoRA) adapts its features.
+# - Measure a bag-of-words baseline first, deduplicate before you split, and compare models on
+#   the same test set with a paired test: here a strong bag of words, a frozen probe and a
+#   fine-tuned encoder are within noise of each other at this budget.
+# - A frozen probe is the cheapest use of a pretrained encoder; fine-tuning (full or LoRA)
+#   adapts its features (start the head from the probe, use a higher rate for LoRA).
 # - LoRA trains well under 5 % of the parameters and merges back into plain weights.
 # - A causal model pools at its last real token; SFT masks the prompt with `-100`.
 #
