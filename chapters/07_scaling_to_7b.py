@@ -222,6 +222,33 @@ assert ckpt >= formula["full"]  # every block keeps at least its input…
 assert plain > 5 * ckpt  # …and checkpointing saves a lot
 
 # %% [markdown]
+# Those are the bytes kept between forward and backward. The **peak** memory of a step also
+# holds the gradients, the logits and — with checkpointing — one block recomputed during
+# backward. `peak_rss_of_training_step` measures it: one forward + backward in a fresh
+# process, reading the process's peak resident memory before and after (with glibc's dynamic
+# mmap threshold switched off, so freed buffers really go back to the OS and the reading is the
+# same on every run).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import sys
+
+from llmcourse.scaling import peak_rss_of_training_step
+
+gpt_fields = {f: getattr(cfg, f) for f in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")}
+peak = {ck: peak_rss_of_training_step(gpt_fields, batch_size=B, seq_len=T, checkpoint=ck)
+        for ck in (False, True)}
+for ck, r in peak.items():
+    print(f"checkpointing {'on ' if ck else 'off'}: peak +{r['peak_increase'] / 1e6:5.1f} MB, "
+          f"of which saved for backward {r['saved'] / 1e6:5.1f} MB")
+
+# %%
+assert peak[False]["saved"] == plain and peak[True]["saved"] == ckpt  # the same step, measured again
+if sys.platform == "linux":  # macOS's allocator keeps freed memory: its peak reading is looser
+    assert peak[False]["peak_increase"] > 0.8 * plain  # without checkpointing, activations are the peak
+    assert peak[True]["peak_increase"] < 0.6 * peak[False]["peak_increase"]  # checkpointing lowers it
+
+# %% [markdown]
 # The price: each block's forward runs twice, so a training step does about 4/3 of the FLOPs
 # (8·N·D instead of 6·N·D) — which is why large runs prefer selective recomputation or
 # FlashAttention when the memory allows.

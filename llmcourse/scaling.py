@@ -47,6 +47,7 @@ __all__ = [
     "fits",
     "gpu_hours",
     "implied_mfu",
+    "peak_rss_of_training_step",
     "saved_activation_bytes",
     "training_cost",
     "training_flops",
@@ -440,3 +441,73 @@ def saved_activation_bytes(model, idx, targets, *, checkpoint: bool = False) -> 
                                                  targets.reshape(-1))
     loss.backward()
     return int(sum(seen.values()))
+
+
+_PEAK_SCRIPT = """
+import json, resource, sys
+import torch
+from llmcourse.model import GPT, GPTConfig
+from llmcourse.scaling import saved_activation_bytes
+a = json.loads(sys.argv[1])
+torch.manual_seed(0)
+torch.set_num_threads(1)
+net = GPT(GPTConfig(**a["config"]))
+idx = torch.randint(0, net.config.vocab_size, (a["batch_size"], a["seq_len"]))
+tgt = torch.randint(0, net.config.vocab_size, (a["batch_size"], a["seq_len"]))
+# warm up on a tiny batch: imports, thread pools and kernel set-up are not the step's memory
+saved_activation_bytes(net, idx[:1, :8], tgt[:1, :8], checkpoint=a["checkpoint"])
+net.zero_grad(set_to_none=True)
+def status_kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+
+try:  # Linux: reset the high-water mark to the current RSS, then read it after the step
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before, unit = status_kib("VmRSS"), 1024
+    peak = lambda: status_kib("VmHWM")
+except OSError:  # elsewhere: the process's maximum RSS (bytes on macOS)
+    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before, unit = peak(), 1 if sys.platform == "darwin" else 1024
+saved = saved_activation_bytes(net, idx, tgt, checkpoint=a["checkpoint"])
+print(json.dumps({"peak_increase": (peak() - before) * unit, "saved": saved}))
+"""
+
+
+def peak_rss_of_training_step(config: dict, *, batch_size: int, seq_len: int,
+                              checkpoint: bool = False) -> dict[str, int]:
+    """Measure how much one forward + backward of our GPT raises the process's peak memory.
+
+    The step runs in a fresh Python process (so earlier allocations do not hide the peak), on
+    one thread, with glibc's *dynamic* mmap threshold switched off (``MALLOC_MMAP_THRESHOLD_``):
+    large buffers then go back to the OS when freed, and the peak resident set size is the
+    peak of live memory — the same number on every run. Returns ``{"peak_increase": bytes,
+    "saved": bytes saved for backward}`` (see :func:`saved_activation_bytes`). Peak RSS is
+    read with :mod:`resource`: Linux and macOS (on macOS the allocator differs, so the figure
+    is less exact).
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict of GPTConfig fields, got {type(config).__name__}")
+    for name, v in (("batch_size", batch_size), ("seq_len", seq_len)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    from llmcourse.model import GPTConfig
+
+    GPTConfig(**config)  # validate here, with GPTConfig's own messages
+    if seq_len > config.get("block_size", 0):
+        raise ValueError(f"seq_len {seq_len} exceeds block_size {config.get('block_size')}")
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0",
+               OMP_NUM_THREADS="1")
+    args = json.dumps({"config": config, "batch_size": batch_size, "seq_len": seq_len,
+                       "checkpoint": bool(checkpoint)})
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, args], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+

@@ -268,3 +268,24 @@ def test_calculator_html_bars_follow_controls():
     assert "T4 16 GB" in html and "weights" in html
     c.controls["gpu"].value = "H200"
     assert "H200 141 GB" in c.bars.value and c.bars.value != html
+
+
+@pytest.mark.slow
+def test_peak_memory_of_a_step_with_and_without_checkpointing():
+    import sys
+
+    from llmcourse.scaling import peak_rss_of_training_step
+
+    cfg = dict(vocab_size=96, block_size=128, n_layer=4, n_head=4, n_embd=64)
+    plain = peak_rss_of_training_step(cfg, batch_size=8, seq_len=128)
+    ckpt = peak_rss_of_training_step(cfg, batch_size=8, seq_len=128, checkpoint=True)
+    assert plain["saved"] > 5 * ckpt["saved"] > 0
+    if sys.platform == "linux":
+        assert plain["peak_increase"] > 0.8 * plain["saved"]
+        assert ckpt["peak_increase"] < 0.6 * plain["peak_increase"]
+    with pytest.raises(ValueError, match="n_head"):
+        peak_rss_of_training_step({**cfg, "n_head": 3}, batch_size=8, seq_len=128)
+    with pytest.raises(ValueError, match="seq_len"):
+        peak_rss_of_training_step(cfg, batch_size=8, seq_len=256)
+    with pytest.raises(ValueError, match="batch_size"):
+        peak_rss_of_training_step(cfg, batch_size=0, seq_len=8)
