@@ -685,6 +685,10 @@ class Trainer:
             if path is None:
                 if self.out_dir is None:
                     raise ValueError("resume=True needs TrainConfig.out_dir (where checkpoints are)")
+                if self.dist.enabled:  # rank 0 may still be writing the checkpoint other ranks look for
+                    import torch.distributed as dist
+
+                    dist.barrier()
                 found = list_checkpoints(self.out_dir)
                 path = found[-1] if found else None
             if path is not None:
