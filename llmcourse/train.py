@@ -273,8 +273,9 @@ def fastest_precision(model: nn.Module, batch: Any, *,
                       steps: int = 3) -> tuple[str, dict[str, float]]:
     """Time a training step (forward, backward, AdamW) in each precision; return the fastest.
 
-    ``batch`` is one batch as the :class:`Trainer` takes it. For CPUs, where the answer depends on the chip (bf16 is faster with AVX512-BF16/AMX and
-    slower where it is emulated): ``prec, times = fastest_precision(model, (x, y))``, then
+    ``batch`` is one batch as the :class:`Trainer` takes it. For CPUs, where the answer
+    depends on the chip (bf16 is faster with AVX512-BF16/AMX and slower where it is
+    emulated): ``prec, times = fastest_precision(model, (x, y))``, then
     ``TrainConfig(precision=prec)``. ``auto`` stays fp32 on CPU so that runs are exact and the
     same on every machine; this is the measured alternative. The model is copied (its weights
     and the global RNG are left as they were); ``times`` holds seconds per step.
