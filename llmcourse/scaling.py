@@ -484,9 +484,10 @@ def peak_rss_of_training_step(config: dict, *, batch_size: int, seq_len: int,
     one thread, with glibc's *dynamic* mmap threshold switched off (``MALLOC_MMAP_THRESHOLD_``):
     large buffers then go back to the OS when freed, and the peak resident set size is the
     peak of live memory — the same number on every run. Returns ``{"peak_increase": bytes,
-    "saved": bytes saved for backward}`` (see :func:`saved_activation_bytes`). Peak RSS is
-    read with :mod:`resource`: Linux and macOS (on macOS the allocator differs, so the figure
-    is less exact).
+    "saved": bytes saved for backward}`` (see :func:`saved_activation_bytes`). On Linux the
+    peak is the kernel's high-water mark (``VmHWM``), reset just before the step (``ru_maxrss``
+    would not do: Linux carries it over from the parent process); elsewhere the process's
+    maximum RSS from :mod:`resource` (less exact: other allocators keep freed memory).
     """
     import json
     import os
@@ -500,9 +501,9 @@ def peak_rss_of_training_step(config: dict, *, batch_size: int, seq_len: int,
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     from llmcourse.model import GPTConfig
 
-    GPTConfig(**config)  # validate here, with GPTConfig's own messages
-    if seq_len > config.get("block_size", 0):
-        raise ValueError(f"seq_len {seq_len} exceeds block_size {config.get('block_size')}")
+    cfg = GPTConfig(**config)  # validate here, with GPTConfig's own messages
+    if seq_len > cfg.block_size:
+        raise ValueError(f"seq_len {seq_len} exceeds block_size {cfg.block_size}")
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0",
                OMP_NUM_THREADS="1")
     args = json.dumps({"config": config, "batch_size": batch_size, "seq_len": seq_len,

@@ -272,6 +272,11 @@ def head_summary(attentions: Any, tokens: Sequence[str] | None = None, *, batch_
 # --------------------------------------------------------------------------------------------
 # one head at a time
 # --------------------------------------------------------------------------------------------
+def _percent(a: np.ndarray) -> np.ndarray:
+    """Weights as whole percents, one byte a cell: what the figures store (JSON stays small)."""
+    return np.rint(np.clip(a, 0.0, 1.0) * 100).astype(np.uint8)
+
+
 def _masked(a: np.ndarray, mask: Any | None) -> np.ndarray:
     """Boolean ``(T, S)``: True where a key is masked for a query, the same in every head.
 
@@ -340,7 +345,7 @@ def attention_heatmap(attentions: Any, tokens: Sequence[str], layer: int = 0, he
                                                                         "key_tokens"))
     masked = _masked(a, mask)  # (T, S)
     a = np.where(masked, 0.0, a)
-    pct = np.rint(np.clip(a, 0.0, 1.0) * 100).astype(np.uint8)  # (L, H, T, S): 1 byte a cell
+    pct = _percent(a)  # (L, H, T, S): 1 byte a cell
     ent = _head_entropies(a)
     hover = "%{y} → %{x}: %{z}%<extra></extra>"
     data = []
@@ -453,7 +458,7 @@ def model_view(attentions: Any, tokens: Sequence[str], *, batch_index: int = 0,
     ent = _head_entropies(a)
     a, toks = _pool(a, toks, max_tokens)
     lab = toks if len(toks) != T else [f"{i}:{_clean(t)}" for i, t in enumerate(toks)]
-    pct = np.rint(np.clip(a, 0, 1) * 100).astype(np.uint8)
+    pct = _percent(a)
     gap = 0.012
     w, hgt = (1 - gap * (H - 1)) / H, (1 - gap * 4 * (L - 1)) / L
     layout: dict[str, Any] = {}
