@@ -202,9 +202,13 @@ def get_batch(generator: torch.Generator, batch_size: int = 32) -> dict:
     pool = torch.randperm(len(y_train), generator=generator)[: 8 * batch_size]
     pool = pool[lengths[pool].argsort(stable=True)]
     j = int(torch.randint(0, max(1, len(pool) // batch_size), (1,), generator=generator))
-    idx = pool[j * batch_size : (j + 1) * batch_size]
+    return batch_of(pool[j * batch_size : (j + 1) * batch_size])
+
+
+def batch_of(idx: torch.Tensor) -> dict:
+    """The training examples ``idx`` as a batch, without the columns that are padding everywhere."""
     b = {k: v[idx] for k, v in data["train"].items()}
-    longest = int(b["attention_mask"].sum(1).max())  # drop columns that are padding everywhere
+    longest = int(b["attention_mask"].sum(1).max())
     return dict(input_ids=b["input_ids"][:, :longest], attention_mask=b["attention_mask"][:, :longest],
                 labels=y_train[idx])
 
@@ -307,11 +311,7 @@ def few_batch_fn(idx: list[int]):
     pool = torch.tensor(idx)
 
     def get(generator: torch.Generator, batch_size: int = 32) -> dict:
-        j = pool[torch.randperm(len(pool), generator=generator)[:batch_size]]
-        b = {k: v[j] for k, v in data["train"].items()}
-        longest = int(b["attention_mask"].sum(1).max())
-        return dict(input_ids=b["input_ids"][:, :longest],
-                    attention_mask=b["attention_mask"][:, :longest], labels=y_train[j])
+        return batch_of(pool[torch.randperm(len(pool), generator=generator)[:batch_size]])
     return get
 
 
