@@ -3,26 +3,53 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# auto: the CUDA build of torch when nvidia-smi sees a GPU, else the CPU build; cpu|cuda force one.
+TORCH ?= auto
+TORCH_STAMP := $(VENV)/.torch-installed
+LAB_STAMP := $(VENV)/.llmcourse-lab-installed
 STAMP := $(VENV)/.llmcourse-installed
 PROFILE ?= ci
+LAB_PORT ?= 8888
 NOTEBOOKS := $(sort $(wildcard chapters/[0-9][0-9]_*.ipynb))
+# No .pyc for the whole install (about 0.45 GB): Python writes them for what is imported.
+PIP_INSTALL := $(PY) -m pip install -q --no-compile
 export PYTHONHASHSEED := 0
 
-.PHONY: lab test notebooks lint assets install clean
+.PHONY: lab test notebooks lint assets install install-lab clean
 
+# A torch already importable by $(PYTHON) (Colab's, yours) is kept: the environment sees it.
 $(PY):
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	@if [ "$(TORCH)" = auto ] && $(PYTHON) -c "import torch" 2>/dev/null; then \
+	  echo "torch found in $(PYTHON): $(VENV) uses it (--system-site-packages; TORCH=cpu|cuda installs its own)"; \
+	  $(PYTHON) -m venv --system-site-packages $(VENV); \
+	else $(PYTHON) -m venv $(VENV); fi
+	$(PIP_INSTALL) --upgrade pip
 
-# Installs only when pyproject.toml changed since the last install: a second run does nothing.
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[dev,offline]"
-	touch $(STAMP)
+$(TORCH_STAMP): | $(PY)
+	LLMCOURSE_TORCH=$(TORCH) $(PY) tools/install_torch.py
+	touch $@
 
+# Each installs only when pyproject.toml changed since: a second run does nothing.
+# The learner's environment (make lab) has no test tools; make test adds them.
+$(LAB_STAMP): pyproject.toml | $(TORCH_STAMP)
+	$(PIP_INSTALL) -e ".[offline]"
+	touch $@
+
+$(STAMP): pyproject.toml | $(TORCH_STAMP)
+	$(PIP_INSTALL) -e ".[dev,offline]"
+	touch $@ $(LAB_STAMP)
+
+install-lab: $(LAB_STAMP)
 install: $(STAMP)
 
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=chapters
+# JupyterLab on chapters/, bound to 127.0.0.1, token authentication on (JUPYTER_TOKEN sets the
+# token; otherwise Jupyter makes one and prints the URL with it). Root (containers, cloud
+# notebooks) needs --allow-root.
+lab: $(LAB_STAMP)
+	@echo "Starting JupyterLab on http://127.0.0.1:$(LAB_PORT)/lab — open the URL with ?token= that Jupyter prints below."
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.port_retries=0 \
+	  --no-browser --notebook-dir=chapters $$([ "$$(id -u)" = 0 ] && echo --allow-root) \
+	  --LabApp.news_url= --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 
 test: $(STAMP)
 	LLMCOURSE_PROFILE=$(PROFILE) $(VENV)/bin/pytest
@@ -37,7 +64,7 @@ assets: $(STAMP)
 	LLMCOURSE_UPDATE_ASSETS=1 $(VENV)/bin/pytest -q -p no:nbval -o addopts="" tests/test_browser.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check llmcourse tests chapters benchmarks conftest.py
+	$(VENV)/bin/ruff check llmcourse tests chapters benchmarks tools conftest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
