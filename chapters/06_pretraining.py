@@ -193,7 +193,7 @@ fig
 # %%
 from llmcourse.train import Trainer
 
-SCHED_STEPS = prof.pick(ci=150, cpu=600, gpu=1000)
+SCHED_STEPS = prof.pick(ci=150, cpu=200, gpu=1000)
 PEAK = prof.pick(ci=3e-3, cpu=2e-3, gpu=1e-3)  # the learning rate of section 6's run
 schedules = {
     "constant": dict(lr=PEAK, schedule="constant"),
@@ -324,7 +324,7 @@ assert fastest == min(times, key=times.get) and set(times) == {"fp32", mixed}
 from llmcourse.dashboard import Dashboard
 from llmcourse.train import read_metrics
 
-STEPS = prof.pick(ci=200, cpu=2000, gpu=5000)
+STEPS = prof.pick(ci=200, cpu=400, gpu=5000)
 run_dir = work / "run"
 cfg = TrainConfig(max_steps=STEPS, lr=prof.pick(ci=3e-3, cpu=2e-3, gpu=1e-3),
                   warmup_steps=STEPS // 10, eval_every=STEPS // 4, eval_iters=prof.eval_iters,
@@ -606,7 +606,7 @@ bert = BertForMaskedLM(BertConfig(vocab_size=MLM_VOCAB, hidden_size=prof.gpt["n_
                                   intermediate_size=4 * prof.gpt["n_embd"],
                                   max_position_embeddings=MLM_LEN, type_vocab_size=1,
                                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
-MLM_STEPS = prof.pick(ci=200, cpu=2000, gpu=5000)
+MLM_STEPS = prof.pick(ci=200, cpu=300, gpu=5000)
 mlm = Trainer(bert, TrainConfig(max_steps=MLM_STEPS, lr=prof.pick(ci=3e-3, cpu=2e-3, gpu=1e-3),
                                 warmup_steps=MLM_STEPS // 10, log_every=max(1, MLM_STEPS // 10),
                                 precision=prof.precision, progress=False),

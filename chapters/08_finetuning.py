@@ -116,7 +116,7 @@ from llmcourse.finetune import resolve_model_name
 path, where = resolve_model_name(MODEL_NAME)
 print("encoder loaded from:", where)
 tok = AutoTokenizer.from_pretrained(path)
-MAX_LEN = prof.pick(ci=64, cpu=128, gpu=128)
+MAX_LEN = prof.pick(ci=64, cpu=96, gpu=128)
 
 
 def encode_split(split: str) -> dict[str, torch.Tensor]:
@@ -224,7 +224,7 @@ def predict(model: EncoderClassifier) -> torch.Tensor:
 
 llmcourse.seed_everything(0)
 full = EncoderClassifier(copy.deepcopy(encoder), probe_head())
-steps = FT_STEPS = prof.pick(ci=90, cpu=150, gpu=300)
+steps = FT_STEPS = prof.pick(ci=90, cpu=120, gpu=300)
 FT_LR = 1e-4
 cfg = TrainConfig(max_steps=steps, lr=FT_LR, warmup_steps=steps // 10, weight_decay=0.01, progress=False,
                   log_every=steps, device=device.type, precision="fp32" if device.type == "cpu" else "auto")
@@ -325,7 +325,7 @@ for draw in range(3):
     p = LogisticRegression(C=1, max_iter=3000).fit(emb["train"][idx].numpy(), labels)
     few_probe = ev.accuracy(yte, p.predict(emb["test"].numpy()).tolist())
     few_ft = None
-    if draw < prof.pick(ci=1, cpu=3, gpu=3):  # fine-tuning is the slow part: one draw under ci
+    if draw < prof.pick(ci=1, cpu=2, gpu=3):  # fine-tuning is the slow part: one draw under ci
         head = nn.Linear(encoder.config.hidden_size, len(ds.labels))
         with torch.no_grad():
             head.weight.copy_(torch.tensor(p.coef_))
@@ -442,7 +442,7 @@ print("merge: equal to the adapted model and to peft's merge_and_unload")
 llmcourse.seed_everything(0)
 lora_model = EncoderClassifier(copy.deepcopy(encoder), probe_head())
 apply_lora(lora_model, ["query", "value"], r=8, alpha=16, keep_trainable=["head"])
-lora_steps = prof.pick(ci=60, cpu=150, gpu=300)
+lora_steps = prof.pick(ci=60, cpu=90, gpu=300)
 lcfg = TrainConfig(max_steps=lora_steps, lr=1e-3, warmup_steps=lora_steps // 10, weight_decay=0.0,
                    progress=False, log_every=lora_steps, device=device.type,
                    precision="fp32" if device.type == "cpu" else "auto")
@@ -483,7 +483,7 @@ fixed = get_batch(torch.Generator().manual_seed(2), 64)
 with torch.no_grad():
     before = hf_model(**fixed).loss.item()
 with tempfile.TemporaryDirectory() as tmp:
-    args = TrainingArguments(output_dir=tmp, max_steps=prof.pick(ci=8, cpu=100, gpu=300),
+    args = TrainingArguments(output_dir=tmp, max_steps=prof.pick(ci=8, cpu=20, gpu=300),
                              per_device_train_batch_size=32, learning_rate=1e-3,
                              report_to="none", disable_tqdm=True, logging_strategy="no",
                              save_strategy="no", use_cpu=device.type == "cpu", seed=0)
@@ -523,8 +523,8 @@ from llmcourse.model import GPT, GPTConfig
 corpus = torch.tensor(list(load_corpus("python-docstrings")[: prof.pick(ci=300_000, cpu=None, gpu=None)]
                            .encode("utf-8")))
 llmcourse.seed_everything(0)
-gcfg = GPTConfig(vocab_size=256, block_size=128, n_layer=prof.pick(ci=2, cpu=4, gpu=6), n_head=2,
-                 n_embd=prof.pick(ci=64, cpu=128, gpu=256))
+gcfg = GPTConfig(vocab_size=256, block_size=128, n_layer=prof.pick(ci=2, cpu=3, gpu=6), n_head=2,
+                 n_embd=prof.pick(ci=64, cpu=96, gpu=256))
 gpt = GPT(gcfg)
 T = gcfg.block_size
 
@@ -535,7 +535,7 @@ def lm_batch(generator: torch.Generator, batch_size: int = 16):
     return x[:, :-1], x[:, 1:]
 
 
-pre_steps = prof.pick(ci=800, cpu=3000, gpu=8000)
+pre_steps = prof.pick(ci=800, cpu=1500, gpu=8000)
 pcfg = TrainConfig(max_steps=pre_steps, lr=3e-3, warmup_steps=20, progress=False,
                    log_every=pre_steps, device="cpu", precision="fp32")
 records = Trainer(gpt, pcfg, train_data=lm_batch).fit()
@@ -561,7 +561,7 @@ def gpt_clf_batch(generator: torch.Generator) -> tuple:
 
 llmcourse.seed_everything(0)
 gpt_clf = GPTClassifier(copy.deepcopy(gpt), num_labels=len(ds.labels))
-ccfg = TrainConfig(max_steps=prof.pick(ci=300, cpu=1000, gpu=2000), lr=1e-3, warmup_steps=10,
+ccfg = TrainConfig(max_steps=prof.pick(ci=300, cpu=450, gpu=2000), lr=1e-3, warmup_steps=10,
                    progress=False, log_every=1000, device="cpu", precision="fp32")
 Trainer(gpt_clf, ccfg, train_data=gpt_clf_batch).fit()
 gpt_clf.eval()
@@ -654,7 +654,7 @@ sft = copy.deepcopy(gpt)
 questions = [val_pairs[0][0], "What does `posixpath.join` do?"]
 before_answers = [answer(sft, q) for q in questions]
 loss_before = response_loss(sft)
-scfg = TrainConfig(max_steps=prof.pick(ci=300, cpu=1500, gpu=4000), lr=1e-3, warmup_steps=10,
+scfg = TrainConfig(max_steps=prof.pick(ci=300, cpu=600, gpu=4000), lr=1e-3, warmup_steps=10,
                    progress=False, log_every=1000, device="cpu", precision="fp32")
 Trainer(sft, scfg, train_data=sft_batch).fit()
 loss_after = response_loss(sft)
