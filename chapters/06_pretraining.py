@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 from llmcourse.data import load_corpus, train_val_split
-from llmcourse.packing import (
+from llmcourse.data.packing import (
     EOS,
     make_get_batch,
     open_token_file,
@@ -321,8 +321,8 @@ assert fastest == min(times, key=times.get) and set(times) == {"fp32", mixed}
 # `DataLoader` of batches works too. The dashboard below updates live while it trains.
 
 # %%
-from llmcourse.dashboard import Dashboard
 from llmcourse.train import read_metrics
+from llmcourse.widgets import Dashboard
 
 STEPS = prof.pick(ci=200, cpu=400, gpu=5000)
 run_dir = work / "run"

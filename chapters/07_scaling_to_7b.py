@@ -319,7 +319,7 @@ for gpu in ("A100", "H100", "H200"):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from llmcourse.scaling_widget import ScalingCalculator
+from llmcourse.widgets import ScalingCalculator
 
 calc = ScalingCalculator("Llama-2-7B", gpu="A100")
 calc

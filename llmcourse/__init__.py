@@ -2,6 +2,31 @@
 
 The chapters import from here; every public function validates its inputs and raises
 ``ValueError``/``TypeError`` naming the argument at fault.
+
+Map: chapter → the modules it imports → their tests. A module ``m`` is tested in
+``tests/test_m.py`` unless another test file is named in brackets; every chapter also uses
+``env``/``profiles`` (``setup``) and its checkers ``exercises.<topic>``
+(``tests/test_exercises_<topic>.py``)::
+
+    00 setup                  env, profiles, data.corpora [test_data], exercises
+    01 language models        ngram, tokenizers, data.batching [test_batching],
+                              widgets.next_token [test_ngram]
+    02 tokens and embeddings  tokenizers, data.corpora [test_data]
+    03 attention              attention, model, tokenizers, widgets.attention, widgets.explorer,
+                              widgets.renderer [test_viz; in a browser: test_browser]
+    04 transformer and GPT    model, data.corpora [test_data]
+    05 cross-entropy, optim.  exercises.loss (the rest is plain torch)
+    06 pretraining            train.* [test_train; DDP/FSDP: test_ddp], data.corpora [test_data],
+                              data.packing [test_packing], pretrain, hardware, model,
+                              widgets.training_dashboard [test_dashboard]
+    07 scaling to 7B          scaling, widgets.scaling_calculator [test_scaling], ddp_demo, model,
+                              data.corpora [test_data]
+    08 fine-tuning            finetune, evaluate, train, model, data.corpora [test_data]
+    09 evaluation and limits  evaluate, finetune, model, data.corpora [test_data]
+
+Subpackages: ``train`` (the training engine: loop, config, batches, precision, distributed,
+metrics, checkpoint), ``data`` (corpora → token ids → batches), ``widgets`` (notebook figures
+that work offline) and ``exercises`` (the chapters' checkers); each re-exports its public names.
 """
 
 from llmcourse.env import env_report, get_device, seed_everything, setup

@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import torch
 
+from llmcourse.data import make_get_batch
 from llmcourse.model import GPT, GPTConfig
-from llmcourse.packing import make_get_batch
 from llmcourse.train import TrainConfig, Trainer, save_weights
 
 

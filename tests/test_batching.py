@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmcourse.batching import as_token_tensor, get_batch, make_blocks
+from llmcourse.data.batching import as_token_tensor, get_batch, make_blocks
 
 
 def test_make_blocks_shifts_by_one():

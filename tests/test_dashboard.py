@@ -1,4 +1,4 @@
-"""Tests of llmcourse.dashboard: headless figures from a run, live updates."""
+"""Tests of llmcourse.widgets.training_dashboard: headless figures from a run, live updates."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import plotly.graph_objects as go
 import pytest
 
-from llmcourse.dashboard import Dashboard, figure_from_metrics
+from llmcourse.widgets import Dashboard, figure_from_metrics
 
 RECORDS = [
     {"kind": "train", "step": 10, "loss": 4.0, "lr": 1e-3, "tokens_per_s": 1000.0, "mfu": None},

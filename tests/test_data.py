@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from llmcourse import data
+from llmcourse.data import corpora as data
 from llmcourse.data import load_corpus, stdlib_docstrings, train_val_split
 
 

@@ -1,4 +1,4 @@
-"""Tests of llmcourse.packing: tokenizer, batched tokenisation and packing, token file, batches."""
+"""Tests of llmcourse.data.packing: tokenizer, batched tokenisation and packing, token file, batches."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmcourse.packing import (
+from llmcourse.data.packing import (
     EOS,
     blocks_loader,
     make_get_batch,

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from llmcourse.data import make_get_batch
 from llmcourse.model import GPT, GPTConfig
-from llmcourse.packing import make_get_batch
 from llmcourse.train import (
     SAFE_PICKLE_GLOBALS,
     NonFiniteLossError,
@@ -191,11 +191,11 @@ def test_nan_guard_names_the_step_and_keeps_the_checkpoint(tmp_path):
 
 
 def test_nan_guard_on_inf_learning_rate(tmp_path, monkeypatch):
-    import llmcourse.train as train
+    import llmcourse.train.loop as loop
 
     t = Trainer(tiny_gpt(), cfg(tmp_path, max_steps=10, ckpt_every=0), data())
-    real = train.lr_at
-    monkeypatch.setattr(train, "lr_at", lambda s, c: math.inf if s == 3 else real(s, c))
+    real = loop.lr_at
+    monkeypatch.setattr(loop, "lr_at", lambda s, c: math.inf if s == 3 else real(s, c))
     with pytest.raises(NonFiniteLossError, match="learning rate is inf at step 4"):
         t.fit()
 

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from llmcourse import viz
+from llmcourse import widgets as viz
 from llmcourse.attention import causal_mask
 from llmcourse.model import GPT, GPTConfig
 
@@ -302,7 +302,9 @@ def test_explorer_with_our_gpt():
 
 
 def test_explorer_fallback_without_anywidget(monkeypatch):
-    monkeypatch.setattr(viz, "_figure_widget", lambda fig: None)
+    from llmcourse.widgets import explorer
+
+    monkeypatch.setattr(explorer, "_figure_widget", lambda fig: None)
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=3, block_size=8, n_layer=1, n_head=2, n_embd=8))
     ex = viz.attention_explorer(model, CharTok("ab "), "ab ab")

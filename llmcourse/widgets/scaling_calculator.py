@@ -26,6 +26,8 @@ from llmcourse.scaling import (
     training_time,
 )
 
+__all__ = ["ScalingCalculator"]
+
 COMPONENTS = ("weights", "grads", "optimizer", "activations")
 COLORS = {"weights": "#4C78A8", "grads": "#F58518", "optimizer": "#E45756",
           "activations": "#72B7B2"}

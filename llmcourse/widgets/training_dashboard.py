@@ -20,6 +20,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+__all__ = ["Dashboard", "figure_from_metrics"]
+
 TRACES = ("train loss", "val loss", "lr", "tokens/s")
 
 
