@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from llmcourse._checks import check_bool, check_int, check_number, check_tensor
+
 __all__ = [
     "MultiHeadAttention",
     "causal_mask",
@@ -42,10 +44,8 @@ def causal_mask(T: int, S: int | None = None, *, device: torch.device | str | No
     >>> causal_mask(3).int().tolist()
     [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
     """
-    S = T if S is None else S
-    for name, n in (("T", T), ("S", S)):
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ValueError(f"{name} must be a positive int, got {n!r}")
+    T = check_int("T", T, min=1)
+    S = T if S is None else check_int("S", S, min=1)
     return torch.ones(T, S, dtype=torch.bool, device=device).tril()
 
 
@@ -53,11 +53,9 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Turn a Hugging Face style ``attention_mask`` ``(B, S)`` (1 = real token, 0 = padding) into
     a boolean mask ``(B, 1, 1, S)`` that broadcasts over heads and queries (``True`` = may attend).
     """
-    if not isinstance(attention_mask, torch.Tensor):
-        raise TypeError(f"attention_mask must be a tensor, got {type(attention_mask).__name__}")
-    if attention_mask.dim() != 2:
-        raise ValueError(
-            f"attention_mask must have shape (batch, seq_len), got {_shape(attention_mask)}")
+    check_tensor("attention_mask", attention_mask, ndim=2, shape="(batch, seq_len)")
+    if attention_mask.is_complex() or bool(((attention_mask != 0) & (attention_mask != 1)).any()):
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
     return attention_mask.bool()[:, None, None, :]
 
 
@@ -114,13 +112,17 @@ def scaled_dot_product_attention(
     except RuntimeError as err:
         raise ValueError(f"batch dims of q {_shape(q)}, k {_shape(k)} and v {_shape(v)} do not "
                          "broadcast") from err
-    if not isinstance(is_causal, bool):
-        raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
-    if not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if 0 in x.shape[-2:]:
+            raise ValueError(f"{name} must have at least one position and one channel, got "
+                             f"shape {_shape(x)}")
+    check_bool("is_causal", is_causal)
+    check_number("dropout_p", dropout_p, min=0.0, max=1.0, max_open=True)
     T, S = q.shape[-2], k.shape[-2]
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
+    else:
+        check_number("scale", scale, min=0.0, min_open=True)
 
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., T, S)
     allowed = None  # boolean (..., T, S) or None
@@ -138,9 +140,12 @@ def scaled_dot_product_attention(
             if mask.dtype != q.dtype:
                 raise ValueError(f"a float mask must have the dtype of q ({q.dtype}), got "
                                  f"mask {mask.dtype} {_shape(mask)}, q {_shape(q)}")
+            if bool(mask.isnan().any()) or bool((mask == float("inf")).any()):
+                raise ValueError("a float mask must not hold NaN or +inf (use -inf to block)")
             scores = scores + mask
         else:
-            raise TypeError(f"mask must be bool (True = may attend) or float, got {mask.dtype}")
+            raise ValueError(f"mask must be bool (True = may attend) or float, got dtype "
+                             f"{mask.dtype}")
     if is_causal:
         c = causal_mask(T, S, device=q.device)
         allowed = c if allowed is None else allowed & c
@@ -154,11 +159,8 @@ def scaled_dot_product_attention(
 
 def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
     """``(B, T, C)`` → ``(B, n_head, T, C // n_head)``: each head gets a slice of the channels."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 3:
-        raise ValueError(f"x must be a (batch, seq_len, channels) tensor, got "
-                         f"{_shape(x) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head <= 0:
-        raise ValueError(f"n_head must be a positive int, got {n_head!r}")
+    check_tensor("x", x, ndim=3, shape="(batch, seq_len, channels)")
+    check_int("n_head", n_head, min=1)
     B, T, C = x.shape
     if C % n_head:
         raise ValueError(f"channels {C} of x {_shape(x)} are not divisible by n_head {n_head}")
@@ -167,9 +169,7 @@ def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """``(B, n_head, T, hs)`` → ``(B, T, n_head * hs)``: the inverse of :func:`split_heads`."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4:
-        raise ValueError(f"x must be a (batch, n_head, seq_len, head_size) tensor, got "
-                         f"{_shape(x) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    check_tensor("x", x, ndim=4, shape="(batch, n_head, seq_len, head_size)")
     B, H, T, hs = x.shape
     return x.transpose(1, 2).reshape(B, T, H * hs)
 
@@ -186,14 +186,13 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, embed_dim: int, num_heads: int, *, bias: bool = True,
                  dropout: float = 0.0) -> None:
         super().__init__()
-        for name, n in (("embed_dim", embed_dim), ("num_heads", num_heads)):
-            if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-                raise ValueError(f"{name} must be a positive int, got {n!r}")
+        check_int("embed_dim", embed_dim, min=1)
+        check_int("num_heads", num_heads, min=1)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads "
                              f"({num_heads})")
-        if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_bool("bias", bias)
+        check_number("dropout", dropout, min=0.0, max=1.0, max_open=True)
         self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, float(dropout)
         self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
@@ -208,9 +207,16 @@ class MultiHeadAttention(nn.Module):
         key = query if key is None else key
         value = key if value is None else value
         for name, x in (("query", query), ("key", key), ("value", value)):
-            if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.embed_dim:
-                got = _shape(x) if isinstance(x, torch.Tensor) else type(x).__name__
-                raise ValueError(f"{name} must be (batch, seq_len, {self.embed_dim}), got {got}")
+            check_tensor(name, x, ndim=3, dtype="float", shape=f"(batch, seq_len, {self.embed_dim})")
+            if x.shape[-1] != self.embed_dim:
+                raise ValueError(f"{name} must have shape (batch, seq_len, {self.embed_dim}), got "
+                                 f"{_shape(x)}")
+        if key.size(0) != query.size(0) or value.size(0) != query.size(0):
+            raise ValueError(f"key and value must have the batch size of query ({query.size(0)}), "
+                             f"got key {_shape(key)}, value {_shape(value)}")
+        if value.size(1) != key.size(1):
+            raise ValueError(f"value must have as many positions as key: key {_shape(key)}, "
+                             f"value {_shape(value)}")
         q = split_heads(self.q_proj(query), self.num_heads)  # (B, H, T, hs)
         k = split_heads(self.k_proj(key), self.num_heads)  # (B, H, S, hs)
         v = split_heads(self.v_proj(value), self.num_heads)  # (B, H, S, hs)

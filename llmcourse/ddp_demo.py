@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import sys
@@ -28,6 +29,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from llmcourse._checks import check_int, check_module, check_number, check_path
+from llmcourse._io import atomic_write_text
 from llmcourse.model import GPT, GPTConfig
 
 CONFIG = dict(vocab_size=256, block_size=32, n_layer=2, n_head=2, n_embd=32)
@@ -42,6 +45,10 @@ def free_port() -> int:
 
 def global_batches(steps: int, batch: int, block: int, seed: int = 1) -> list[torch.Tensor]:
     """The same ``steps`` batches of bytes of the Python reference on every rank."""
+    check_int("steps", steps, min=1)
+    check_int("batch", batch, min=1)
+    check_int("block", block, min=1, max=100_000)
+    check_int("seed", seed, min=0)
     from llmcourse.data import load_corpus
 
     data = torch.tensor(list(load_corpus("python-reference")[:200_000].encode("utf-8")[:150_000]),
@@ -56,6 +63,14 @@ def global_batches(steps: int, batch: int, block: int, seed: int = 1) -> list[to
 
 def train(model: torch.nn.Module, batches: list[torch.Tensor], lr: float) -> list[float]:
     """AdamW steps on ``batches``; returns the losses."""
+    check_module("model", model)
+    if not isinstance(batches, (list, tuple)) or not all(
+            isinstance(b, torch.Tensor) for b in batches):
+        raise TypeError("batches must be a list of (batch, block + 1) token tensors")
+    for b in batches:
+        if b.dim() != 2 or b.size(1) < 2:
+            raise ValueError(f"batches must hold (batch, block + 1) tensors, got {tuple(b.shape)}")
+    check_number("lr", lr, min=0.0, min_open=True)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     losses = []
     for xy in batches:
@@ -68,10 +83,16 @@ def train(model: torch.nn.Module, batches: list[torch.Tensor], lr: float) -> lis
 
 
 def flat_params(model: torch.nn.Module) -> torch.Tensor:
+    """Every parameter of ``model``, flattened into one 1-D tensor (in ``parameters()`` order)."""
+    check_module("model", model)
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """The command line: train under DDP, compare with one process, write rank 0's JSON."""
+    if argv is not None and (not isinstance(argv, (list, tuple))
+                             or not all(isinstance(a, str) for a in argv)):
+        raise TypeError(f"argv must be a list of str or None, got {type(argv).__name__}")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8, help="global batch (sequences)")
@@ -80,6 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch < 1:
         parser.error("--steps and --batch must be >= 1")
+    if not math.isfinite(args.lr) or args.lr <= 0:
+        parser.error(f"--lr must be a finite number > 0, got {args.lr}")
 
     torch.set_num_threads(1)
     if "RANK" not in os.environ:  # run alone (world of 1) when not started by torchrun
@@ -121,8 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "ddp_losses": (local_losses / world).tolist(),
                 "single_losses": single_losses,
             }
-            if args.out is not None:
-                args.out.write_text(json.dumps(result, indent=1))
+            if args.out is not None:  # atomic: a reader never sees a half-written file
+                atomic_write_text(args.out, json.dumps(result, indent=1))
             print(json.dumps(result))
         dist.barrier()
         return result or {}
@@ -135,8 +158,13 @@ def launch(nproc: int = 2, *, steps: int = 5, batch: int = 8, out: str | Path,
     """Run this module under torchrun with ``nproc`` CPU processes; return rank 0's JSON."""
     import subprocess
 
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"nproc must be a positive int, got {nproc!r}")
+    check_int("nproc", nproc, min=1)
+    check_int("steps", steps, min=1)
+    check_int("batch", batch, min=1)
+    if batch % nproc:
+        raise ValueError(f"batch ({batch}) must be divisible by nproc ({nproc})")
+    out = check_path("out", out)
+    check_number("timeout", timeout, min=0.0, min_open=True)
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
            "--master_port", str(free_port()), "-m", "llmcourse.ddp_demo",
            "--steps", str(steps), "--batch", str(batch), "--out", str(out)]

@@ -10,7 +10,45 @@ import random
 import numpy as np
 import torch
 
+from llmcourse._checks import check_bool, check_int, check_str
+
 _DEVICE_KINDS = ("cuda", "mps", "cpu")
+
+#: Hugging Face hub repositories the course can download, each pinned to one commit, so that
+#: a changed (or hijacked) upstream repository cannot silently change what a chapter loads.
+HUB_REVISIONS: dict[str, str] = {
+    "openai-community/gpt2": "607a30d783dfa663caf39e06633721c8d4cfcd7e",
+    "google-bert/bert-base-uncased": "86b5e0934494bd15c9632b12f734a8a67f723594",
+    "sentence-transformers/all-MiniLM-L6-v2": "c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
+    "nyu-mll/glue": "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c",
+    "stanfordnlp/imdb": "e6281661ce1c48d982bc483cf8a173c1bbeb5d31",
+}
+#: Short (legacy) hub names and the repositories they redirect to.
+HUB_ALIASES: dict[str, str] = {
+    "gpt2": "openai-community/gpt2",
+    "bert-base-uncased": "google-bert/bert-base-uncased",
+    "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "glue": "nyu-mll/glue",
+    "imdb": "stanfordnlp/imdb",
+}
+
+
+def online() -> bool:
+    """Whether downloads were asked for: ``LLMCOURSE_ONLINE=1``. Everything else is offline,
+    whether or not :func:`setup` ran (it also sets ``HF_HUB_OFFLINE=1`` for the libraries)."""
+    return os.environ.get("LLMCOURSE_ONLINE") == "1"
+
+
+def hub_repo(name: str) -> tuple[str, str | None]:
+    """``(repo_id, revision)`` of a hub name: the canonical repository of a legacy short name
+    (``"gpt2"`` → ``"openai-community/gpt2"``) and its pinned commit from
+    :data:`HUB_REVISIONS`, or ``(name, None)`` for a repository the course does not pin (the
+    hub's default branch is then used)."""
+    check_str("name", name, empty=False)
+    repo = HUB_ALIASES.get(name.lower(), name)
+    pinned = {k.lower(): k for k in HUB_REVISIONS}
+    repo = pinned.get(repo.lower(), repo)
+    return repo, HUB_REVISIONS.get(repo)
 
 
 def _available(kind: str) -> bool:
@@ -115,7 +153,9 @@ def setup(seed: int = 0, *, quiet: bool = True) -> tuple[torch.device, object]:
     """
     from llmcourse.profiles import profile
 
-    if os.environ.get("LLMCOURSE_ONLINE") != "1":
+    seed = check_int("seed", seed, min=0, max=2**32 - 1)
+    check_bool("quiet", quiet)
+    if not online():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -13,15 +13,21 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from llmcourse._checks import (
+    check_callable,
+    check_choice,
+    check_int,
+    check_int_list,
+    check_module,
+    check_number,
+    check_tensor,
+)
+
 
 def _labels(name: str, y) -> list[int]:
-    if isinstance(y, torch.Tensor):
-        y = y.tolist()
-    try:
-        out = [int(v) for v in y]
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a sequence of integer labels") from err
-    return out
+    """Integer class labels (ints, numpy ints, an integer tensor); never a float or a bool, so
+    probabilities passed by mistake are refused, not truncated to 0."""
+    return check_int_list(name, y, min=0)
 
 
 def _pair(y_true, y_pred) -> tuple[list[int], list[int]]:
@@ -36,9 +42,12 @@ def _pair(y_true, y_pred) -> tuple[list[int], list[int]]:
 def confusion_matrix(y_true, y_pred, num_labels: int | None = None) -> torch.Tensor:
     """``C[i, j]`` = how many examples of true class ``i`` were predicted as ``j``."""
     t, p = _pair(y_true, y_pred)
+    if num_labels is not None:
+        check_int("num_labels", num_labels, min=1)
     k = num_labels if num_labels is not None else max(max(t), max(p)) + 1
-    if min(min(t), min(p)) < 0 or max(max(t), max(p)) >= k:
-        raise ValueError(f"labels must be in [0, {k})")
+    for name, labels in (("y_true", t), ("y_pred", p)):
+        if max(labels) >= k:
+            raise ValueError(f"{name} must hold labels in [0, num_labels={k}), got {max(labels)}")
     C = torch.zeros(k, k, dtype=torch.long)
     for a, b in zip(t, p):
         C[a, b] += 1
@@ -56,8 +65,7 @@ def precision_recall_f1(y_true, y_pred, average: str = "macro",
     """Precision, recall and F1, ``average`` in ``{"macro", "micro"}`` (0/0 counts as 0, like
     scikit-learn's ``zero_division=0``). Macro averages the per-class scores; micro pools counts
     (for single-label classification, micro P = R = F1 = accuracy)."""
-    if average not in ("macro", "micro"):
-        raise ValueError(f"average must be 'macro' or 'micro', got {average!r}")
+    check_choice("average", average, ("macro", "micro"))
     C = confusion_matrix(y_true, y_pred, num_labels).double()
     tp, fp, fn = C.diag(), C.sum(0) - C.diag(), C.sum(1) - C.diag()
 
@@ -91,13 +99,10 @@ def token_nll(model: torch.nn.Module, ids: torch.Tensor, block_size: int,
     where a token was not scored (always ``out[0]``). ``model(idx)`` must return
     ``(logits, ...)`` or logits.
     """
-    if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
-        raise ValueError("ids must be a 1-D tensor of token ids")
-    if not isinstance(block_size, int) or block_size < 2:
-        raise ValueError(f"block_size must be an int >= 2, got {block_size!r}")
-    stride = block_size if stride is None else stride
-    if not isinstance(stride, int) or not 1 <= stride <= block_size:
-        raise ValueError(f"stride must be an int in [1, block_size], got {stride!r}")
+    check_module("model", model)
+    check_tensor("ids", ids, ndim=1, dtype="int", shape="(n_tokens,)")
+    check_int("block_size", block_size, min=2)
+    stride = block_size if stride is None else check_int("stride", stride, min=1, max=block_size)
     if ids.numel() < 2:
         raise ValueError("ids must hold at least 2 tokens")
     was_training = model.training
@@ -135,8 +140,9 @@ def sliding_window_nll(model: torch.nn.Module, ids: torch.Tensor, block_size: in
 
 
 def perplexity(nll: float) -> float:
-    """exp(mean NLL in nats)."""
-    return math.exp(nll)
+    """exp(mean NLL in nats); ``inf`` for an infinite (or overflowing) NLL."""
+    nll = check_number("nll", nll, min=0.0, allow_inf=True)
+    return math.exp(nll) if nll < 700 else math.inf
 
 
 # ----------------------------------------------------------------------------- BLEU
@@ -155,12 +161,21 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
     brevity penalty uses, per sentence, the reference length closest to the hypothesis.
     """
     if isinstance(hypotheses, str) or not isinstance(hypotheses, Sequence):
-        raise TypeError("hypotheses must be a list of strings")
+        raise TypeError(f"hypotheses must be a list of strings, got {type(hypotheses).__name__}")
+    if not all(isinstance(h, str) for h in hypotheses):
+        raise TypeError("hypotheses must hold strings")
+    if isinstance(references, str) or not isinstance(references, Sequence) or any(
+            isinstance(r, str) or not isinstance(r, Sequence) for r in references):
+        raise TypeError("references must be a list of reference streams (lists of strings), "
+                        "e.g. [['ref of hyp 1', 'ref of hyp 2']]")
+    if not all(isinstance(x, str) for r in references for x in r):
+        raise TypeError("references must hold strings")
     if not references or any(len(r) != len(hypotheses) for r in references):
         raise ValueError("references must be a list of reference streams, each as long as "
                          "hypotheses")
     if not hypotheses:
         raise ValueError("hypotheses must not be empty")
+    check_int("max_n", max_n, min=1)
     match, possible = [0] * max_n, [0] * max_n
     hyp_len = ref_len = 0
     for i, hyp in enumerate(hypotheses):
@@ -190,13 +205,19 @@ def reliability_bins(probs: torch.Tensor, y_true, n_bins: int = 10) -> dict[str,
 
     ``probs`` is (N, K) class probabilities. Bins are ``(i/n, (i+1)/n]``.
     """
-    if not isinstance(probs, torch.Tensor) or probs.dim() != 2:
-        raise ValueError("probs must be a (N, K) tensor of class probabilities")
-    if not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
-    y = torch.tensor(_labels("y_true", y_true))
+    check_tensor("probs", probs, ndim=2, dtype="float", shape="(N, K)")
+    if probs.size(0) == 0 or probs.size(1) == 0:
+        raise ValueError(f"probs must hold at least one row and one class, got "
+                         f"{tuple(probs.shape)}")
+    if bool(probs.isnan().any()) or bool(((probs < 0) | (probs > 1)).any()):
+        raise ValueError("probs must hold probabilities in [0, 1] (no NaN)")
+    check_int("n_bins", n_bins, min=1)
+    y = torch.tensor(_labels("y_true", y_true), dtype=torch.long)
     if y.numel() != probs.size(0):
         raise ValueError(f"y_true has {y.numel()} labels for {probs.size(0)} rows of probs")
+    if int(y.max()) >= probs.size(1):
+        raise ValueError(f"y_true must hold labels in [0, {probs.size(1)}) (the columns of "
+                         f"probs), got {int(y.max())}")
     conf, pred = probs.float().max(dim=1)
     correct = (pred == y).float()
     idx = (torch.ceil(conf * n_bins).long() - 1).clamp(0, n_bins - 1)
@@ -229,8 +250,13 @@ def weat_effect_size(X: torch.Tensor, Y: torch.Tensor, A: torch.Tensor,
     s(w) = mean cos(w, A) − mean cos(w, B); effect = (mean s(X) − mean s(Y)) / std s(X ∪ Y).
     """
     for name, t in (("X", X), ("Y", Y), ("A", A), ("B", B)):
-        if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.size(0) < 1:
-            raise ValueError(f"{name} must be a non-empty (n, d) tensor of embeddings")
+        check_tensor(name, t, ndim=2, shape="(n, d)")
+        if t.size(0) < 1 or t.size(1) < 1:
+            raise ValueError(f"{name} must be a non-empty (n, d) tensor of embeddings, got "
+                             f"{tuple(t.shape)}")
+        if t.size(1) != X.size(1):
+            raise ValueError(f"{name} must have the embedding size d={X.size(1)} of X, got "
+                             f"{tuple(t.shape)}")
     s = lambda W: _cos(W, A).mean(1) - _cos(W, B).mean(1)  # noqa: E731
     sx, sy = s(X), s(Y)
     return float((sx.mean() - sy.mean()) / torch.cat([sx, sy]).std(unbiased=True))
@@ -240,8 +266,8 @@ def weat_permutation_p(X: torch.Tensor, Y: torch.Tensor, A: torch.Tensor, B: tor
                        n_permutations: int = 2000, seed: int = 0) -> float:
     """One-sided permutation p-value: how often a random re-split of X ∪ Y into two sets of the
     same sizes gives a test statistic at least as large as the observed one."""
-    if not isinstance(n_permutations, int) or n_permutations < 1:
-        raise ValueError(f"n_permutations must be a positive int, got {n_permutations!r}")
+    check_int("n_permutations", n_permutations, min=1)
+    check_int("seed", seed, min=0)
     weat_effect_size(X, Y, A, B)  # validates
     W = torch.cat([X, Y])
     s = _cos(W, A).mean(1) - _cos(W, B).mean(1)
@@ -263,12 +289,14 @@ def weat_permutation_p(X: torch.Tensor, Y: torch.Tensor, A: torch.Tensor, B: tor
 def greedy_continue(model: torch.nn.Module, prefix: Sequence[int], n_tokens: int,
                     block_size: int | None = None) -> list[int]:
     """Greedy (argmax) continuation of ``prefix`` by ``n_tokens`` tokens."""
-    if not isinstance(n_tokens, int) or n_tokens < 0:
-        raise ValueError(f"n_tokens must be a non-negative int, got {n_tokens!r}")
-    ids = list(prefix)
+    check_module("model", model)
+    check_int("n_tokens", n_tokens, min=0)
+    ids = check_int_list("prefix", prefix, min=0)
     if not ids:
         raise ValueError("prefix must hold at least one token")
-    if block_size is None:
+    if block_size is not None:
+        check_int("block_size", block_size, min=1)
+    else:
         block_size = getattr(getattr(model, "config", None), "block_size", None) or 10**9
     was_training = model.training
     model.eval()
@@ -286,13 +314,23 @@ def extraction_rate(model: torch.nn.Module, encode: Callable[[str], list[int]],
                     secrets: Sequence[str], prefix_chars: int) -> list[float]:
     """For each string, the share of its suffix (after ``prefix_chars`` characters) that greedy
     decoding from its prefix reproduces exactly, token by token from the start (1.0: extracted)."""
-    if not isinstance(prefix_chars, int) or prefix_chars < 1:
-        raise ValueError(f"prefix_chars must be a positive int, got {prefix_chars!r}")
+    check_module("model", model)
+    check_callable("encode", encode, ": str -> list[int]")
+    check_int("prefix_chars", prefix_chars, min=1)
+    if isinstance(secrets, str) or not isinstance(secrets, Sequence):
+        raise TypeError(f"secrets must be a list of strings, got {type(secrets).__name__}")
     rates = []
     for s in secrets:
+        if not isinstance(s, str):
+            raise TypeError(f"secrets must hold strings, got {type(s).__name__}")
         if len(s) <= prefix_chars:
-            raise ValueError(f"each secret must be longer than prefix_chars ({prefix_chars})")
-        p, rest = encode(s[:prefix_chars]), encode(s[prefix_chars:])
+            raise ValueError(f"secrets must each be longer than prefix_chars ({prefix_chars}), "
+                             f"got {s!r}")
+        p = check_int_list("encode(prefix)", encode(s[:prefix_chars]), min=0)
+        rest = check_int_list("encode(suffix)", encode(s[prefix_chars:]), min=0)
+        if not p or not rest:
+            raise ValueError(f"encode must give at least one token for the prefix and for the "
+                             f"suffix of each secret, got {len(p)} and {len(rest)} for {s!r}")
         got = greedy_continue(model, p, len(rest))
         k = 0
         while k < len(rest) and got[k] == rest[k]:
@@ -301,14 +339,19 @@ def extraction_rate(model: torch.nn.Module, encode: Callable[[str], list[int]],
     return rates
 
 
-def gradient_x_input(model: torch.nn.Module, embeds: torch.Tensor,
+def gradient_x_input(model: torch.nn.Module | None, embeds: torch.Tensor,
                      forward: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Gradient × input attribution per token: ``|sum_d grad_d · x_d|`` of a scalar output.
 
     ``forward(embeds)`` must return a scalar (e.g. a logit); ``embeds`` is (T, d) or (1, T, d).
+    ``model`` (an ``nn.Module`` or ``None``) is the model ``forward`` runs; only checked.
     """
-    if not isinstance(embeds, torch.Tensor) or embeds.dim() not in (2, 3):
-        raise ValueError("embeds must be a (T, d) or (1, T, d) tensor")
+    if model is not None:  # forward does the work; model is there for the record
+        check_module("model", model)
+    check_tensor("embeds", embeds, ndim=(2, 3), dtype="float", shape="(T, d) or (1, T, d)")
+    if embeds.dim() == 3 and embeds.size(0) != 1:
+        raise ValueError(f"embeds must have shape (T, d) or (1, T, d), got {tuple(embeds.shape)}")
+    check_callable("forward", forward, ": embeds -> scalar tensor")
     x = embeds.detach().clone().requires_grad_(True)
     out = forward(x)
     if not isinstance(out, torch.Tensor) or out.numel() != 1:

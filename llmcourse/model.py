@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from llmcourse._checks import check_bool, check_choice, check_int, check_number, check_tensor
+
 
 @dataclass
 class GPTConfig:
@@ -37,8 +39,7 @@ class GPTConfig:
         if self.n_embd % self.n_head:
             raise ValueError(
                 f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        check_number("GPTConfig.dropout", self.dropout, min=0.0, max=1.0, max_open=True)
         if not isinstance(self.bias, bool):
             raise TypeError(f"GPTConfig.bias must be a bool, got {type(self.bias).__name__}")
 
@@ -49,6 +50,7 @@ class GPTConfig:
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
+        _check_config(config)
         self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
@@ -58,6 +60,7 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, return_attention: bool = False,
                 kv_cache: list[torch.Tensor] | None = None):
         """``kv_cache``: ``[]`` or ``[k, v]`` of earlier tokens; updated in place to include x's."""
+        _check_hidden(x, self.n_embd)
         B, T, C = x.shape  # batch, time, channels
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 × (B, T, C)
         hs = C // self.n_head
@@ -91,12 +94,14 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
+        _check_config(config)
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.gelu = nn.GELU(approximate="tanh")  # GPT-2's "gelu_new"
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_hidden(x, self.c_fc.in_features)
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C)
 
 
@@ -105,12 +110,14 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
+        _check_config(config)
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, return_attention: bool = False, kv_cache=None):
+        _check_hidden(x, self.ln_1.normalized_shape[0])
         a, att = self.attn(self.ln_1(x), return_attention, kv_cache)
         x = x + a  # (B, T, C)
         x = x + self.mlp(self.ln_2(x))  # (B, T, C)
@@ -154,6 +161,7 @@ class GPT(nn.Module):
         ``non_embedding=True`` leaves out the position embeddings (and token embeddings, which
         double as the output head), the convention of the scaling-law papers.
         """
+        check_bool("non_embedding", non_embedding)
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
             n -= self.transformer.wpe.weight.numel() + self.transformer.wte.weight.numel()
@@ -167,24 +175,23 @@ class GPT(nn.Module):
         Forward only is one third of this.
         """
         cfg = self.config
-        T = cfg.block_size if seq_len is None else seq_len
-        if isinstance(T, bool) or not isinstance(T, int) or T <= 0:
-            raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
+        T = cfg.block_size if seq_len is None else check_int("seq_len", seq_len, min=1)
         n = self.num_params(non_embedding=True) + self.lm_head.weight.numel()
         return 6 * n + 12 * cfg.n_layer * cfg.n_head * (cfg.n_embd // cfg.n_head) * T
 
     def _check_idx(self, idx: torch.Tensor) -> None:
         if not isinstance(idx, torch.Tensor):
             raise TypeError(f"idx must be a LongTensor of token ids, got {type(idx).__name__}")
-        if idx.dtype not in (torch.long, torch.int32, torch.int16, torch.uint8):
-            raise TypeError(f"idx must hold integer token ids, got dtype {idx.dtype}")
+        if idx.dtype not in _ID_DTYPES:
+            raise ValueError(f"idx must hold integer token ids (int64, int32, int16 or uint8), "
+                             f"got dtype {idx.dtype}")
         if idx.dim() != 2:
             raise ValueError(f"idx must have shape (batch, time), got {tuple(idx.shape)}")
         B, T = idx.shape
         if B == 0 or T == 0:
             raise ValueError(f"idx must hold at least one token, got shape {tuple(idx.shape)}")
         if T > self.config.block_size:
-            raise ValueError(
+            raise ValueError(  # this wording is shown in chapter 04's stored outputs
                 f"sequence length {T} exceeds block_size {self.config.block_size}; crop the input")
         # a value check reads the ids back from the device (one sync): torch.compile'd graphs
         # skip it, so that it neither breaks the graph nor stalls the GPU every step
@@ -193,12 +200,14 @@ class GPT(nn.Module):
                              f"{int(idx.min())}, max {int(idx.max())}")
 
     def _check_targets(self, targets: torch.Tensor, idx: torch.Tensor) -> None:
-        if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
-            raise ValueError(
-                f"targets must have the shape of idx {tuple(idx.shape)}, got "
-                f"{tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}")
+        if not isinstance(targets, torch.Tensor):
+            raise TypeError(f"targets must be a LongTensor of token ids, got "
+                            f"{type(targets).__name__}")
+        if targets.shape != idx.shape:
+            raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got "
+                             f"{tuple(targets.shape)}")
         if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
-            raise TypeError(f"targets must hold integer token ids, got dtype {targets.dtype}")
+            raise ValueError(f"targets must hold integer token ids, got dtype {targets.dtype}")
         V = self.config.vocab_size
         if not torch.compiler.is_compiling() and bool(
                 (((targets < 0) & (targets != -100)) | (targets >= V)).any()):
@@ -213,6 +222,8 @@ class GPT(nn.Module):
         ``targets`` (B, T) gives the cross-entropy loss; positions set to -100 are ignored.
         """
         self._check_idx(idx)
+        check_bool("return_attentions", return_attentions)
+        idx = _as_index(idx)
         B, T = idx.shape
         pos = torch.arange(T, device=idx.device)  # (T,)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
@@ -270,9 +281,7 @@ class GPT(nn.Module):
         and, since every position then shifts, the cache is rebuilt from that window each step.
         """
         self._check_idx(idx)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
-                or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        check_int("max_new_tokens", max_new_tokens, min=0)
         _check_sampling(temperature, top_k, top_p)
         if not isinstance(use_cache, bool):
             raise TypeError(f"use_cache must be a bool, got {type(use_cache).__name__}")
@@ -389,6 +398,23 @@ class GPT(nn.Module):
 
 
 _CONV1D_WEIGHTS = ("c_attn.weight", "c_proj.weight", "c_fc.weight")
+_ID_DTYPES = (torch.long, torch.int32, torch.int16, torch.uint8)
+
+
+def _check_config(config: object) -> None:
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+
+
+def _check_hidden(x: object, n_embd: int) -> None:
+    check_tensor("x", x, ndim=3, dtype="float", shape=f"(batch, time, {n_embd})")
+    if x.size(-1) != n_embd:
+        raise ValueError(f"x must have shape (batch, time, {n_embd}), got {tuple(x.shape)}")
+
+
+def _as_index(idx: torch.Tensor) -> torch.Tensor:
+    """Token ids in a dtype ``nn.Embedding`` takes (int64 or int32; int16/uint8 are widened)."""
+    return idx if idx.dtype in (torch.long, torch.int32) else idx.long()
 
 # The GPT-2 family (Radford et al., 2019): vocabulary 50257, context 1024.
 GPT2_SIZES = {
@@ -401,8 +427,7 @@ GPT2_SIZES = {
 
 def gpt2_config(name: str) -> GPTConfig:
     """The :class:`GPTConfig` of a GPT-2 model: ``"gpt2"``, ``"gpt2-medium"``, ``-large``, ``-xl``."""
-    if name not in GPT2_SIZES:
-        raise ValueError(f"name must be one of {', '.join(GPT2_SIZES)}, got {name!r}")
+    check_choice("name", name, GPT2_SIZES)
     return GPTConfig(vocab_size=50257, block_size=1024, **GPT2_SIZES[name])
 
 
@@ -420,14 +445,11 @@ def param_count(config: GPTConfig) -> int:
 
 
 def _check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
-    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float))
-                              or not 0 < top_p <= 1):
-        raise ValueError(f"top_p must be None or a number in (0, 1], got {top_p!r}")
+    check_number("temperature", temperature, min=0.0)
+    if top_k is not None:
+        check_int("top_k", top_k, min=1)
+    if top_p is not None:
+        check_number("top_p", top_p, min=0.0, max=1.0, min_open=True)
 
 
 def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
@@ -440,8 +462,10 @@ def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int 
     * ``top_p`` (nucleus): keep the smallest set of most likely tokens whose mass reaches
       ``top_p``, renormalise.
     """
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() < 1:
-        raise TypeError("logits must be a floating-point tensor (..., vocab)")
+    check_tensor("logits", logits, dtype="float", shape="(..., vocab)")
+    if logits.dim() < 1 or logits.size(-1) == 0:
+        raise ValueError(f"logits must have shape (..., vocab) with vocab >= 1, got "
+                         f"{tuple(logits.shape)}")
     _check_sampling(temperature, top_k, top_p)
     logits = logits.float()
     if temperature == 0:

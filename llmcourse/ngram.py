@@ -21,7 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from llmcourse.batching import as_token_tensor
+from llmcourse._checks import check_int, check_number
+from llmcourse.data import as_token_tensor
 
 __all__ = ["NGramLM", "perplexity"]
 
@@ -34,10 +35,7 @@ def perplexity(nll: float) -> float:
     A perplexity of ``k`` means the model is, on average, as unsure as a uniform choice among
     ``k`` tokens.
     """
-    if isinstance(nll, bool) or not isinstance(nll, (int, float)):
-        raise TypeError(f"nll must be a float (nats per token), got {type(nll).__name__}")
-    if nll < 0:
-        raise ValueError(f"nll must be >= 0 (a mean negative log-probability), got {nll}")
+    nll = check_number("nll", nll, min=0.0, allow_inf=True)  # inf: a token had P = 0
     return math.exp(nll) if nll < 700 else math.inf
 
 
@@ -55,9 +53,11 @@ class NGramLM:
                 raise TypeError(f"{name} must be an int, got {type(value).__name__}")
             if value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
-        if vocab_size ** (order - 1) * vocab_size > _MAX_CELLS:
+        # 2**64 > _MAX_CELLS: past order 64 the power is never computed (it could be huge)
+        if vocab_size > 1 and (order > 64 or vocab_size ** order > _MAX_CELLS):
+            need = f"{vocab_size ** order:,}" if order <= 64 else f"{vocab_size}**{order}"
             raise ValueError(
-                f"order={order} with vocab_size={vocab_size} needs {vocab_size ** order:,} counts; "
+                f"order={order} with vocab_size={vocab_size} needs {need} counts; "
                 f"the dense table allows {_MAX_CELLS:,}: use a smaller order or vocabulary")
         self.order = order
         self.vocab_size = vocab_size
@@ -88,7 +88,7 @@ class NGramLM:
     def _windows(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.order
         if len(ids) < n:
-            raise ValueError(f"need at least order={n} tokens, got {len(ids)}")
+            raise ValueError(f"ids must hold at least order={n} tokens, got {len(ids)}")
         win = ids.unfold(0, n, 1)  # (len - n + 1, n)
         return self._context_index(win[:, :-1]), win[:, -1]
 
@@ -112,7 +112,7 @@ class NGramLM:
 
     def probs(self, context: Sequence[int]) -> torch.Tensor:
         """``P(next | context)`` over the vocabulary; only the last ``order - 1`` ids are used."""
-        ctx = self._ids(list(context) if not isinstance(context, torch.Tensor) else context, "context")
+        ctx = self._ids(context, "context")
         need = self.order - 1
         if len(ctx) < need:
             raise ValueError(f"context needs at least {need} ids for order={self.order}, got {len(ctx)}")
@@ -144,9 +144,11 @@ class NGramLM:
     def sample(self, context: Sequence[int], n: int, *,
                generator: torch.Generator | None = None) -> list[int]:
         """Extend ``context`` by ``n`` sampled tokens (returns only the new ones)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
-        out = [int(i) for i in self._ids(list(context), "context")]
+        check_int("n", n, min=0)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got "
+                            f"{type(generator).__name__}")
+        out = [int(i) for i in self._ids(context, "context")]
         if len(out) < self.order - 1:
             raise ValueError(f"context needs at least {self.order - 1} ids for order={self.order}")
         table = self.prob_table()

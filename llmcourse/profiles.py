@@ -9,13 +9,17 @@ environment variable, never an edit.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TypeVar
 
 import torch
 
+from llmcourse._checks import check_bool, check_choice, check_int
+
 PROFILE_NAMES = ("ci", "cpu", "gpu")
+PRECISIONS = ("fp32", "bf16", "fp16")
 T = TypeVar("T")
 
 
@@ -42,6 +46,22 @@ class Profile:
     eval_iters: int
     corpus_chars: int | None
     compile: bool
+
+    def __post_init__(self) -> None:
+        check_choice("name", self.name, PROFILE_NAMES)
+        check_choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.gpt, Mapping):
+            raise TypeError(f"gpt must be a mapping of GPTConfig sizes, got "
+                            f"{type(self.gpt).__name__}")
+        for key in ("n_layer", "n_head", "n_embd", "block_size"):
+            if key not in self.gpt:
+                raise ValueError(f"gpt must give {key}, got keys {sorted(self.gpt)}")
+            check_int(f"gpt[{key!r}]", self.gpt[key], min=1)
+        for name in ("batch_size", "max_steps", "eval_iters"):
+            check_int(name, getattr(self, name), min=1)
+        if self.corpus_chars is not None:
+            check_int("corpus_chars", self.corpus_chars, min=1)
+        check_bool("compile", self.compile)
 
     def pick(self, *, ci: T, cpu: T, gpu: T) -> T:
         """Return the value for this profile: ``profile().pick(ci=200, cpu=2_000, gpu=5_000)``."""

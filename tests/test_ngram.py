@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from llmcourse.lm_widgets import NextTokenWidget, show_token
 from llmcourse.ngram import NGramLM, perplexity
+from llmcourse.widgets import NextTokenWidget, show_token
 
 
 def test_bigram_probabilities_from_counts():

@@ -22,7 +22,7 @@ from llmcourse.scaling import (
     training_memory,
     training_time,
 )
-from llmcourse.scaling_widget import ScalingCalculator
+from llmcourse.widgets import ScalingCalculator
 
 
 # --------------------------------------------------------------------------- parameters

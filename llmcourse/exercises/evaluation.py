@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 import torch
 
-from llmcourse.exercises import Case, run_checks
+from llmcourse.exercises import Case, check_fn, run_checks
 
 
 def check_macro_f1(fn: Callable[[list[int], list[int]], float]) -> bool:
     """Check ``fn(y_true, y_pred) -> macro-F1`` (mean over classes that occur; 0/0 counts as 0)."""
+    check_fn(fn)
     cases = [
         Case(([0, 1, 0, 1], [0, 1, 0, 1]), 1.0, hint="perfect predictions give 1.0"),
         Case(([0, 0, 1, 1], [0, 1, 1, 1]), 0.7333333333333334,
@@ -25,6 +26,7 @@ def check_macro_f1(fn: Callable[[list[int], list[int]], float]) -> bool:
 
 def check_ece(fn: Callable[[torch.Tensor, list[int], int], float]) -> bool:
     """Check ``fn(probs, y_true, n_bins) -> ECE`` with bins ``(i/n, (i+1)/n]``."""
+    check_fn(fn)
     probs = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
     cases = [
         Case((torch.tensor([[1.0, 0.0], [0.0, 1.0]]), [0, 1], 10), 0.0,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from llmcourse.exercises import Case, run_checks
+from llmcourse.exercises import Case, check_fn, run_checks
 
 
 def check_sft_labels(fn: Callable[[list[int], list[int]], list[int]]) -> bool:
     """Check ``fn(prompt_ids, response_ids)``: next-token targets with the prompt masked (-100)."""
+    check_fn(fn)
     cases = [
         Case(([1, 2, 3], [4, 5]), [-100, -100, 4, 5],
              hint="targets are (prompt + response)[1:]; the first len(prompt) - 1 are prompt tokens"),

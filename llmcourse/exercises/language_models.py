@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from llmcourse.exercises import Case, run_checks
+from llmcourse.exercises import Case, check_fn, run_checks
 
 __all__ = ["check_bigram_counts", "check_perplexity"]
 
@@ -21,6 +21,7 @@ def _bigram_counts(ids: list[int], vocab_size: int) -> torch.Tensor:
 
 def check_bigram_counts(fn: Callable[[list[int], int], torch.Tensor]) -> bool:
     """Check ``fn(ids, vocab_size) -> counts`` with ``counts[a, b]`` = how often ``b`` follows ``a``."""
+    check_fn(fn)
     g = torch.Generator().manual_seed(1)
     rand = torch.randint(0, 5, (40,), generator=g).tolist()
     cases = [
@@ -41,6 +42,7 @@ def _perplexity(logits: torch.Tensor, targets: torch.Tensor) -> float:
 
 def check_perplexity(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
     """Check ``fn(logits (N, V), targets (N,)) -> perplexity`` = exp(mean cross-entropy in nats)."""
+    check_fn(fn)
     g = torch.Generator().manual_seed(2)
     logits = torch.randn(6, 4, generator=g)
     targets = torch.tensor([0, 1, 2, 3, 0, 1])

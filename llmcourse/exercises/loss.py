@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 import torch
 
-from llmcourse.exercises import Case, run_checks
+from llmcourse.exercises import Case, check_fn, run_checks
 
 
 def check_bits_per_byte(fn: Callable[[float, int, int], float]) -> bool:
     """Check ``fn(loss, n_tokens, n_bytes)``: nats per token → bits per byte."""
+    check_fn(fn)
     cases = [
         Case((math.log(256), 100, 100), 8.0, hint="uniform over 256 byte values is 8 bits/byte"),
         Case((math.log(2), 10, 10), 1.0, hint="ln 2 nats is one bit"),
@@ -35,6 +36,7 @@ def _rmsprop_reference(param: torch.Tensor, grads: list[torch.Tensor], lr: float
 def check_rmsprop_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> bool:
     """Check ``fn(param, grad, v, lr, alpha=0.99, eps=1e-8) -> (param, v)`` against
     ``torch.optim.RMSprop`` over several steps."""
+    check_fn(fn)
 
     def run(param, grads, lr, alpha):
         v = torch.zeros_like(param)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from llmcourse.exercises import Case, run_checks
+from llmcourse.exercises import Case, check_fn, run_checks
 
 
 def _reference_lr(step: int, max_steps: int, lr: float, warmup: int, min_lr: float) -> float:
@@ -18,6 +18,7 @@ def _reference_lr(step: int, max_steps: int, lr: float, warmup: int, min_lr: flo
 def check_warmup_cosine(fn: Callable[[int, int, float, int, float], float]) -> bool:
     """Check ``fn(step, max_steps, lr, warmup, min_lr)``: linear warm-up over ``warmup`` steps
     (step 0 gets ``lr / warmup``), then cosine decay from ``lr`` to ``min_lr`` at ``max_steps``."""
+    check_fn(fn)
     args = [(0, 100, 1.0, 10, 0.1), (4, 100, 1.0, 10, 0.1), (10, 100, 1.0, 10, 0.1),
             (55, 100, 1.0, 10, 0.1), (100, 100, 1.0, 10, 0.1), (150, 100, 1.0, 10, 0.1),
             (30, 60, 3e-3, 0, 3e-4)]
@@ -38,6 +39,7 @@ def _reference_pack(docs: list[list[int]], block_size: int, eos: int) -> list[li
 def check_pack(fn: Callable[[list[list[int]], int, int], list[list[int]]]) -> bool:
     """Check ``fn(docs, block_size, eos)``: append ``eos`` after each document, concatenate,
     cut into blocks of ``block_size + 1`` tokens, drop the short tail."""
+    check_fn(fn)
     cases = [
         Case(([[1, 2, 3], [4, 5]], 2, 0), _reference_pack([[1, 2, 3], [4, 5]], 2, 0),
              hint="every document ends with eos, and blocks hold block_size + 1 tokens"),

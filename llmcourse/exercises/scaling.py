@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from llmcourse.exercises import Case, run_checks
+from llmcourse.exercises import Case, check_fn, run_checks
 
 
 def _states(n: float, stage: int, gpus: int) -> float:
@@ -18,6 +18,7 @@ def _states(n: float, stage: int, gpus: int) -> float:
 def check_model_state_bytes(fn: Callable[[float, int, int], float]) -> bool:
     """``fn(n_params, zero_stage, n_gpus)`` → bytes per GPU of weights + grads + Adam states
     for mixed-precision AdamW (16 bytes/parameter before sharding)."""
+    check_fn(fn)
     cases = [
         Case((1e9, 0, 1), _states(1e9, 0, 1),
              hint="mixed-precision AdamW keeps 2 + 2 + 12 = 16 bytes per parameter"),
@@ -35,6 +36,7 @@ def check_model_state_bytes(fn: Callable[[float, int, int], float]) -> bool:
 
 def check_gpu_hours(fn: Callable[[float, float, float, float], float]) -> bool:
     """``fn(n_params, n_tokens, peak_flops, mfu)`` → GPU-hours with the 6·N·D rule."""
+    check_fn(fn)
     def hours(n, d, peak, mfu):
         return 6.0 * n * d / (peak * mfu) / 3600.0
 

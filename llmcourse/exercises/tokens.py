@@ -7,25 +7,15 @@ from collections.abc import Callable
 
 import torch
 
-from llmcourse.exercises import Case, run_checks
+from llmcourse._checks import check_int, check_number
+from llmcourse.exercises import Case, check_fn, run_checks
 
 __all__ = ["check_bpe_merge", "check_sinusoidal", "sinusoidal_positions"]
 
 
-def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
 def check_bpe_merge(fn: Callable[[list[int], tuple[int, int], int], list[int]]) -> bool:
     """Check ``fn(ids, pair, new_id)``: every occurrence of ``pair``, left to right, becomes ``new_id``."""
+    check_fn(fn)
     cases = [
         Case(([1, 2, 3, 1, 2], (1, 2), 256), [256, 3, 256]),
         Case(([5, 6, 7], (1, 2), 256), [5, 6, 7], hint="no occurrence: ids are unchanged"),
@@ -44,10 +34,10 @@ def sinusoidal_positions(n_positions: int, d_model: int, base: float = 10000.0) 
 
     ``PE[p, 2i] = sin(p / base^(2i / d))`` and ``PE[p, 2i + 1] = cos(p / base^(2i / d))``.
     """
-    if isinstance(d_model, bool) or not isinstance(d_model, int) or d_model <= 0 or d_model % 2:
+    check_int("n_positions", n_positions, min=1)
+    if check_int("d_model", d_model, min=2) % 2:
         raise ValueError(f"d_model must be a positive even int, got {d_model!r}")
-    if isinstance(n_positions, bool) or not isinstance(n_positions, int) or n_positions <= 0:
-        raise ValueError(f"n_positions must be a positive int, got {n_positions!r}")
+    check_number("base", base, min=0.0, min_open=True)
     pos = torch.arange(n_positions, dtype=torch.float64)[:, None]
     freq = torch.exp(-math.log(base) * torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
     pe = torch.zeros(n_positions, d_model, dtype=torch.float64)
@@ -58,6 +48,7 @@ def sinusoidal_positions(n_positions: int, d_model: int, base: float = 10000.0) 
 
 def check_sinusoidal(fn: Callable[[int, int], torch.Tensor]) -> bool:
     """Check ``fn(n_positions, d_model) -> (n_positions, d_model)`` sinusoidal encodings."""
+    check_fn(fn)
     cases = [
         Case((1, 4), torch.tensor([[0.0, 1.0, 0.0, 1.0]]),
              hint="position 0: sin(0) = 0 in even columns, cos(0) = 1 in odd columns"),

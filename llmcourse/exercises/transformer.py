@@ -6,12 +6,13 @@ from collections.abc import Callable
 
 import torch
 
-from llmcourse.exercises import Case, run_checks
+from llmcourse.exercises import Case, check_fn, run_checks
 from llmcourse.model import GPTConfig, next_token_probs, param_count
 
 
 def check_gpt_params(fn: Callable[..., int]) -> bool:
     """Check ``fn(vocab_size, block_size, n_layer, n_embd, bias=True) -> int`` (a GPT's size)."""
+    check_fn(fn)
     sizes = [(65, 64, 2, 64, True), (50257, 1024, 12, 768, True), (50257, 1024, 48, 1600, True),
              (100, 32, 3, 48, False), (1000, 256, 6, 384, False)]
     cases = [Case((V, T, L, C), param_count(GPTConfig(V, T, L, 1, C, bias=bias)),
@@ -24,6 +25,7 @@ def check_gpt_params(fn: Callable[..., int]) -> bool:
 
 def check_top_p(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
     """Check ``fn(probs, p)``: nucleus filtering of a 1-D probability vector, renormalised."""
+    check_fn(fn)
     g = torch.Generator().manual_seed(0)
     probs = [torch.tensor([0.1, 0.5, 0.15, 0.25]), torch.tensor([0.1, 0.5, 0.15, 0.25]),
              torch.tensor([0.1, 0.5, 0.15, 0.25]), torch.softmax(torch.randn(50, generator=g), 0),
