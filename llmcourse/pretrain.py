@@ -1,20 +1,24 @@
-"""Pretrain a GPT from the command line.
+"""Pretrain a GPT (or a Llama-style model) from the command line.
 
     python -m llmcourse.pretrain --preset ci --out runs/ci              # seconds on a CPU
     python -m llmcourse.pretrain --preset cpu --out runs/cpu            # a laptop, minutes
     python -m llmcourse.pretrain --preset gpu --out runs/gpu            # ~10 M params, T4: minutes
     python -m llmcourse.pretrain --preset gpt2-124m --out runs/124m     # GPT-2 small, a real GPU
     python -m llmcourse.pretrain --preset cpu --out runs/cpu --resume   # continue where it stopped
+    python -m llmcourse.pretrain --preset ci --arch llama --out runs/llama  # RoPE, RMSNorm, SwiGLU, GQA
     torchrun --nproc_per_node=4 -m llmcourse.pretrain --preset gpu --out runs/ddp   # DDP
     torchrun --nproc_per_node=8 -m llmcourse.pretrain --preset gpt2-124m --strategy fsdp --out runs/fsdp
 
 Writes ``OUT/metrics.jsonl``, ``OUT/checkpoints/step_*/``, ``OUT/tokenizer.json``,
 ``OUT/data/{train,val}.bin`` (the tokenised corpus, memory-mapped, reused by ``--resume``), and
 at the end ``OUT/model.safetensors`` + ``OUT/config.json`` and ``OUT/hf/`` (a Hugging Face
-``GPT2LMHeadModel`` + tokenizer: ``AutoModelForCausalLM.from_pretrained("OUT/hf")``).
+``GPT2LMHeadModel``, or with ``--arch llama`` a ``LlamaForCausalLM``, + tokenizer:
+``AutoModelForCausalLM.from_pretrained("OUT/hf")``).
 
 The tokenizer is a byte-level BPE trained on the corpus with Hugging Face ``tokenizers``
-(deterministic, well under a second); the model is :class:`llmcourse.model.GPT`.
+(deterministic, well under a second); the model is :class:`llmcourse.model.GPT` or, with
+``--arch llama``, :class:`llmcourse.llama.Llama` of the same depth and width (half as many
+key/value heads as query heads, a SwiGLU of ⅔·4·d rounded to 32: about GPT's parameters).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from llmcourse.packing import (
+from llmcourse.data import (
     open_token_file,
     token_stream,
     tokenize_dataset,
@@ -139,17 +143,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--compile", dest="compile", action="store_true", default=None)
     p.add_argument("--no-compile", dest="compile", action="store_false")
+    p.add_argument("--arch", default="gpt", choices=ARCHS,
+                   help="GPT-2 (llmcourse.model) or Llama-style (llmcourse.llama); default gpt")
     p.add_argument("--strategy", default="ddp", choices=["ddp", "fsdp"],
                    help="under torchrun: replicate (ddp) or shard (fsdp) the model")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     return p
 
 
+ARCHS = ("gpt", "llama")
+
+
+def build_model(preset: Preset, vocab_size: int, arch: str = "gpt") -> torch.nn.Module:
+    """The model of a run: a :class:`~llmcourse.model.GPT` or, for ``arch="llama"``, a
+    :class:`~llmcourse.llama.Llama` of the same depth, width and context, with RoPE, RMSNorm,
+    half as many key/value heads as query heads (when ``n_head`` is even), a SwiGLU of
+    ⅔·4·``n_embd`` rounded up to 32, and, like GPT and the small Llamas (SmolLM2), a tied head,
+    so that both have about the same parameters. Seed before calling it."""
+    from llmcourse._checks import check_choice, check_int
+
+    if not isinstance(preset, Preset):
+        raise TypeError(f"preset must be a Preset, got {type(preset).__name__}")
+    check_int("vocab_size", vocab_size, min=1)
+    check_choice("arch", arch, ARCHS)
+    if arch == "gpt":
+        from llmcourse.model import GPT, GPTConfig
+
+        return GPT(GPTConfig(vocab_size=vocab_size, block_size=preset.block_size,
+                             n_layer=preset.n_layer, n_head=preset.n_head, n_embd=preset.n_embd,
+                             dropout=preset.dropout))
+    from llmcourse.llama import Llama, LlamaConfig
+
+    n_kv_head = preset.n_head // 2 if preset.n_head % 2 == 0 else preset.n_head
+    return Llama(LlamaConfig(vocab_size=vocab_size, block_size=preset.block_size,
+                             n_layer=preset.n_layer, n_head=preset.n_head, n_embd=preset.n_embd,
+                             n_kv_head=n_kv_head, multiple_of=32, tie_word_embeddings=True,
+                             dropout=preset.dropout))
+
+
+def _check_checkpoint_arch(model: torch.nn.Module, out: Path, arch: str) -> None:
+    """Stop with a clear message when --resume finds checkpoints of another --arch."""
+    ckpts = list_checkpoints(out)
+    if not ckpts:
+        return
+    from safetensors import safe_open
+
+    with safe_open(str(ckpts[-1] / "model.safetensors"), framework="pt") as f:
+        saved = set(f.keys())
+    if not saved <= set(model.state_dict()):
+        raise SystemExit(f"{out} holds checkpoints of another model than --arch {arch} "
+                         "(pass the --arch it was started with)")
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the CLI; returns a summary dict (steps, final losses, paths)."""
+    from llmcourse.data import make_get_batch
     from llmcourse.env import seed_everything
-    from llmcourse.model import GPT, GPTConfig
-    from llmcourse.packing import make_get_batch
 
     args = build_parser().parse_args(argv)
     preset = PRESETS[args.preset]
@@ -184,9 +233,9 @@ def main(argv: list[str] | None = None) -> dict:
     tok, train_tokens, val_tokens = prepare_data(preset, out)
     vocab = preset.model_vocab or tok.get_vocab_size()
     seed_everything(args.seed)
-    model_cfg = GPTConfig(vocab_size=vocab, block_size=preset.block_size, n_layer=preset.n_layer,
-                          n_head=preset.n_head, n_embd=preset.n_embd, dropout=preset.dropout)
-    model = GPT(model_cfg)
+    model = build_model(preset, vocab, args.arch)
+    if args.resume:
+        _check_checkpoint_arch(model, out, args.arch)
     cfg = TrainConfig(
         max_steps=preset.max_steps, lr=preset.lr, warmup_steps=preset.warmup_steps,
         grad_accum=preset.grad_accum, precision=args.precision or preset.precision,
@@ -204,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.stop_at is not None and args.stop_at < preset.max_steps and not (
             trainer.state.last_checkpoint or "").endswith(f"{args.stop_at:06d}"):
         trainer.save_checkpoint()  # an interruption at a step that was not a checkpoint
-    summary = {"preset": args.preset, "start_step": start, "step": trainer.state.step,
+    summary = {"preset": args.preset, "arch": args.arch, "start_step": start, "step": trainer.state.step,
                "tokens": trainer.state.tokens, "out": str(out),
                "train_loss": next((r["loss"] for r in reversed(records) if r["kind"] == "train"), None),
                "val_loss": next((r["val_loss"] for r in reversed(records) if r["kind"] == "eval"), None)}
@@ -227,11 +276,12 @@ def export(model, tokenizer, out: Path) -> None:
     """Write ``model.safetensors`` + ``config.json`` and a Hugging Face copy in ``out/hf``."""
     save_weights(model, out / "model.safetensors")
     _atomic_text(out / "config.json", json.dumps(
-        {"model": "llmcourse.model.GPT", "config": model.config.to_dict(),
+        {"model": f"{type(model).__module__}.{type(model).__qualname__}",
+         "config": model.config.to_dict(),
          "tokenizer": "tokenizer.json"}, indent=2))
     from transformers import PreTrainedTokenizerFast
 
-    from llmcourse.packing import EOS
+    from llmcourse.data import EOS
 
     hf = model.to_hf() if hasattr(model, "to_hf") else None
     if hf is not None:
