@@ -32,7 +32,14 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from llmcourse._checks import check_bool, check_int, check_number, check_path, check_str
+from llmcourse._checks import (
+    check_bool,
+    check_int,
+    check_number,
+    check_path,
+    check_str,
+    check_tensor,
+)
 from llmcourse.model import GPT, _check_sampling, next_token_probs
 
 # Hub models that from_pretrained pins (name -> commit), so a course run gets the same weights.
@@ -192,18 +199,25 @@ class RotaryEmbedding(nn.Module):
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     """``[x1, x2] -> [-x2, x1]`` over the last dim: a 90° turn of each pair ``(x_i, x_{i+d/2})``."""
+    check_tensor("x", x)
+    if x.dim() == 0 or x.shape[-1] % 2:
+        raise ValueError(f"x must have an even last dim (pairs to rotate), got shape {tuple(x.shape)}")
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((-x2, x1), dim=-1)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate ``x`` (B, nh, T, hs) by the angles of its positions (``cos``/``sin`` (T, hs))."""
+    check_tensor("cos", cos)
+    check_tensor("sin", sin)
     return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)  # (B, nh, T, hs)
 
 
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     """(B, n_kv, T, hs) -> (B, n_kv · n_rep, T, hs): each key/value head serves ``n_rep`` query
     heads (head ``h`` uses kv head ``h // n_rep``), like ``repeat_interleave`` on dim 1."""
+    check_int("n_rep", n_rep, min=1)
+    check_tensor("x", x, ndim=4, shape="(B, n_kv, T, hs)")
     if n_rep == 1:
         return x
     B, n_kv, T, hs = x.shape
@@ -214,6 +228,9 @@ def causal_mask(T: int, past: int = 0, sliding_window: int | None = None,
                 device: torch.device | str | None = None) -> torch.Tensor:
     """Boolean (T, past + T) mask, ``True`` = may attend: query ``i`` (at position ``past + i``)
     sees keys ``j <= past + i``, and with a window only ``j > past + i - sliding_window``."""
+    check_int("T", T, min=1)
+    check_int("past", past, min=0)
+    _optional_int("sliding_window", sliding_window)
     q = torch.arange(past, past + T, device=device)[:, None]  # (T, 1) query positions
     k = torch.arange(past + T, device=device)[None, :]  # (1, past + T) key positions
     mask = k <= q

@@ -80,9 +80,12 @@ PRESETS: dict[str, dict] = {
 # A100 80GB and H100 SXM: midpoints of the "typical on-demand range" ($1.49–2.49 and
 # $2.49–3.99) in "H100 vs A100 Cloud Pricing" (pricegpu.pages.dev, early 2026); H100 PCIe and
 # H200 placed below/above the H100 SXM accordingly (our assumption, no single source); T4 and
-# L4: approximate Google Cloud on-demand GPU prices (us-central1, GPU only, 2024–2025).
+# L4: approximate Google Cloud on-demand GPU prices (us-central1, GPU only, 2024–2025). The NVL
+# boards and the GH200 are placed by the same assumption: NVL between PCIe and SXM of their
+# generation, GH200 as the SXM part of its memory size.
 GPU_PRICES_USD: dict[str, float] = {
-    "T4": 0.35, "L4": 0.70, "A100": 2.00, "A100-40GB": 1.50, "H100-SXM": 3.20, "H100-PCIe": 2.60, "H200": 3.80,
+    "T4": 0.35, "L4": 0.70, "A100": 2.00, "A100-40GB": 1.50, "H100-SXM": 3.20, "H100-PCIe": 2.60,
+    "H100-NVL": 2.90, "H200": 3.80, "H200-NVL": 3.50, "GH200": 3.20, "GH200-144GB": 3.80,
 }
 
 _GB = 1e9
@@ -531,3 +534,6 @@ def peak_rss_of_training_step(config: dict, *, batch_size: int, seq_len: int,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
+
+
+from llmcourse.inference.bandwidth import decode_tokens_per_s  # noqa: E402,F401 - chapter 12: decoding's bandwidth bound

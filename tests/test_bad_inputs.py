@@ -25,8 +25,12 @@ import torch.nn as nn
 
 import llmcourse.evaluate as ev
 import llmcourse.exercises as ex
+import llmcourse.llama as llama
+import llmcourse.pretrain as pretrain
 from llmcourse import attention as att
 from llmcourse import ddp_demo, env, finetune, hardware, ngram, profiles, scaling, tokenizers
+from llmcourse import widgets as wg
+from llmcourse.data import batching, corpora, packing
 from llmcourse.exercises import attention as ex_attention
 from llmcourse.exercises import evaluation as ex_evaluation
 from llmcourse.exercises import finetuning as ex_finetuning
@@ -46,6 +50,11 @@ from llmcourse.model import (
     next_token_probs,
     param_count,
 )
+from llmcourse.train import batches as train_batches
+from llmcourse.train import checkpoint as train_checkpoint
+from llmcourse.widgets import attention as wg_attention
+from llmcourse.widgets import renderer as wg_renderer
+from llmcourse.widgets import training_dashboard as wg_dashboard
 
 NAN, INF = math.nan, math.inf
 
@@ -687,8 +696,369 @@ EXERCISES = [
     bad(TypeError, "base", ex_tokens.sinusoidal_positions, 4, 4, base="1e4"),
 ]
 
+# ----------------------------------------------------------------------------- train options
+def _trainer():
+    from llmcourse.train import TrainConfig, Trainer
+
+    return Trainer(GPT(GPTConfig(**CFG)), TrainConfig(device="cpu", progress=False, max_steps=2),
+                   [(IDX, IDX)])
+
+
+def _train_config(**kw):
+    from llmcourse.train import TrainConfig
+
+    return TrainConfig(**kw)
+
+
+def _muon_adamw(*args, **kw):
+    from llmcourse.train import MuonAdamW
+
+    return MuonAdamW(*args, **kw)
+
+
+def _train(name: str):
+    import llmcourse.train
+
+    return getattr(llmcourse.train, name)
+
+
+_TRAINER = _trainer()
+
+TRAIN_CONFIG_CASES = [
+    bad(ValueError, "schedule", _train_config, schedule="step"),
+    bad(TypeError, "schedule", _train_config, schedule=1),
+    bad(TypeError, "schedule", _train_config, schedule=None),
+    bad(ValueError, "optimizer", _train_config, optimizer="sgd"),
+    bad(ValueError, "optimizer", _train_config, optimizer="Muon"),
+    bad(TypeError, "optimizer", _train_config, optimizer=None),
+    bad(ValueError, "decay_frac", _train_config, decay_frac=0),
+    bad(ValueError, "decay_frac", _train_config, decay_frac=1.5),
+    bad(ValueError, "decay_frac", _train_config, decay_frac=-0.2),
+    bad(ValueError, "decay_frac", _train_config, decay_frac=NAN),
+    bad(ValueError, "decay_frac", _train_config, decay_frac=INF),
+    bad(TypeError, "decay_frac", _train_config, decay_frac=True),
+    bad(TypeError, "decay_frac", _train_config, decay_frac="0.2"),
+    bad(TypeError, "decay_frac", _train_config, decay_frac=None),
+    bad(TypeError, "precision", _train_config, precision=16),
+    bad(TypeError, "strategy", _train_config, strategy=None),
+    bad(TypeError, "model", _train("muon_split"), "gpt"),
+    bad(ValueError, "muon_params", _muon_adamw, [], [], lr=1e-3, weight_decay=0.0),
+    bad(TypeError, "adamw_groups", _muon_adamw, [torch.zeros(2, 2, requires_grad=True)], "x",
+        lr=1e-3, weight_decay=0.0),
+    bad(TypeError, "device", _train("peak_flops_here"), 5, "bf16"),
+    bad(TypeError, "precision", _train("peak_flops_here"), "cpu", None),
+    bad(ValueError, "precision", _train("peak_flops_here"), "cpu", "fp8"),
+    bad(TypeError, "device_type", _train("setup_distributed"), 5),
+    bad(ValueError, "until", _TRAINER.fit, until=5),
+    bad(ValueError, "until", _TRAINER.fit, until=-1),
+    bad(TypeError, "until", _TRAINER.fit, until=1.5),
+    bad(TypeError, "until", _TRAINER.fit, until=True),
+    bad(ValueError, "iters", _TRAINER.evaluate, [(IDX, IDX)], iters=0),
+    bad(TypeError, "iters", _TRAINER.evaluate, [(IDX, IDX)], iters=2.0),
+]
+
+# ----------------------------------------------------------------------------- checkpoints, data,
+# widgets, pretraining (llmcourse.train.checkpoint/batches, llmcourse.data, llmcourse.widgets,
+# llmcourse.llama helpers, llmcourse.pretrain)
+_TMPDIR = tempfile.TemporaryDirectory(prefix="llmcourse-bad-inputs-")  # removed at exit
+_TMP = Path(_TMPDIR.name)
+_NOT_ZIP = _TMP / "not-a-zip.pt"
+_NOT_ZIP.write_bytes(b"plain bytes")
+_TRUNCATED = _TMP / "truncated.safetensors"
+_TRUNCATED.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")  # a header, then nothing
+_TEXT = "def add(a, b):\n    return a + b\n\nThe quick brown fox. " * 20
+_BPE = packing.train_bpe(_TEXT, vocab_size=300)
+_DS = packing.tokenize_dataset(["a b", "c d"], _BPE)
+_ATT = torch.softmax(torch.randn(1, 2, 3, 3, generator=torch.Generator().manual_seed(0)), -1)
+_TOKS = ["a", "b", "c"]
+_LLAMA = llama.Llama(llama.LlamaConfig(vocab_size=16, block_size=8, n_layer=1, n_head=2,
+                                       n_embd=8, n_kv_head=1))
+_CI = pretrain.PRESETS["ci"]
+_ONE = lambda prefix: torch.ones(1)  # a next-token "model" over one label
+
+
+def _run_config(**kw):
+    from llmcourse.train import TrainConfig
+
+    return TrainConfig(**{"device": "cpu", "progress": False, "max_steps": 2, **kw})
+
+
+def _trainer_with(resume=False, **kw):
+    from llmcourse.train import Trainer
+
+    return Trainer(GPT(GPTConfig(**CFG)), _run_config(**kw), [(IDX, IDX)], resume=resume)
+
+
+def _autocast(precision):
+    from llmcourse.train import autocast_context
+
+    return autocast_context(precision, torch.device("cpu"))
+
+
+def _preset(**kw):
+    return dataclasses.replace(_CI, **kw)
+
+
+TRAIN_CHECKPOINT = [
+    bad(TypeError, "out_dir", train_checkpoint.list_checkpoints, 5),
+    bad(ValueError, "out_dir", train_checkpoint.list_checkpoints, ""),
+    bad(TypeError, "model", train_checkpoint.save_weights, "gpt", _TMP / "w.safetensors"),
+    bad(TypeError, "path", train_checkpoint.save_weights, GPT_, None),
+    bad(TypeError, "model", train_checkpoint.load_weights, {"w": 1}, _TRUNCATED),
+    bad(TypeError, "path", train_checkpoint.load_weights, GPT_, 5),
+    bad(ValueError, "path", train_checkpoint.load_weights, GPT_, _TMP / "missing.safetensors"),
+    bad(ValueError, "truncated.safetensors", train_checkpoint.load_weights, GPT_, _TRUNCATED),
+    bad(TypeError, "path", train_checkpoint.pickle_globals, 5),
+    bad(ValueError, "path", train_checkpoint.pickle_globals, _TMP),
+    bad(ValueError, "path", train_checkpoint.pickle_globals, _NOT_ZIP),
+    bad(TypeError, "resume", _trainer_with, resume=5),
+    bad(TypeError, "resume", _trainer_with, resume=[_TMP]),
+    bad(ValueError, "out_dir", _trainer_with, resume=True),
+    bad(ValueError, "checkpoint directory", _trainer_with, resume=_TMP / "missing"),
+    bad(TypeError, "path", _TRAINER.load_checkpoint, 5),
+    bad(ValueError, "checkpoint directory", _TRAINER.load_checkpoint, _TMP),
+    bad(ValueError, "out_dir", _TRAINER.save_checkpoint),
+    bad(TypeError, "resume_allow", _run_config, resume_allow="max_steps"),
+    bad(TypeError, "resume_allow", _run_config, resume_allow=("lr", 1)),
+    bad(TypeError, "resume_allow", _run_config, resume_allow=None),
+    bad(ValueError, "resume_allow", _run_config, resume_allow=("max_step",)),
+    # the examples, in config.py and precision.py
+    bad(ValueError, "grad_clip", _run_config, grad_clip=NAN),
+    bad(ValueError, "grad_clip", _run_config, grad_clip=INF),
+    bad(ValueError, "grad_clip", _run_config, grad_clip=-1.0),
+    bad(TypeError, "grad_clip", _run_config, grad_clip="1.0"),
+    bad(TypeError, "grad_clip", _run_config, grad_clip=True),
+    bad(TypeError, "compile", _run_config, compile="false"),
+    bad(TypeError, "compile", _run_config, compile=1),
+    bad(TypeError, "progress", _run_config, progress="no"),
+    bad(ValueError, "precision", _autocast, "fp8"),
+    bad(TypeError, "precision", _autocast, None),
+]
+
+TRAIN_BATCHES = [
+    bad(TypeError, "batch", train_batches.batch_tokens, 5),
+    bad(TypeError, "batch", train_batches.batch_tokens, []),
+    bad(TypeError, "batch", train_batches.batch_tokens, {"labels": IDX}),
+    bad(TypeError, "model", train_batches.forward_loss, "gpt", (IDX, IDX)),
+    bad(TypeError, "batch", train_batches.forward_loss, GPT_, IDX),
+    bad(TypeError, "loss", train_batches.forward_loss, GPT_, (IDX,)),  # no targets, no loss
+]
+
+DATA = [
+    bad(TypeError, "ids", batching.as_token_tensor, "abc"),
+    bad(TypeError, "ids", batching.as_token_tensor, [1.5, 2.0]),
+    bad(TypeError, "ids", batching.as_token_tensor, torch.tensor([1.0, 2.0])),
+    bad(TypeError, "ids", batching.as_token_tensor, torch.tensor([True, False])),
+    bad(ValueError, "ids", batching.as_token_tensor, torch.zeros(2, 2, dtype=torch.long)),
+    bad(ValueError, "ids", batching.as_token_tensor, [1, -2]),
+    bad(TypeError, "name", batching.as_token_tensor, [1, 2], name=3),
+    bad(TypeError, "block_size", batching.make_blocks, [0, 1, 2, 3], 2.0),
+    bad(TypeError, "block_size", batching.make_blocks, [0, 1, 2, 3], True),
+    bad(ValueError, "block_size", batching.make_blocks, [0, 1, 2, 3], 0),
+    bad(ValueError, "ids", batching.make_blocks, [0, 1], 4),
+    bad(ValueError, "device", batching.make_blocks, [0, 1, 2, 3], 2, device="gpu"),
+    bad(TypeError, "device", batching.make_blocks, [0, 1, 2, 3], 2, device=1.5),
+    bad(TypeError, "data", batching.get_batch, None, 2, 2),
+    bad(TypeError, "batch_size", batching.get_batch, list(range(10)), 2, 2.5),
+    bad(ValueError, "batch_size", batching.get_batch, list(range(10)), 2, 0),
+    bad(ValueError, "data", batching.get_batch, list(range(3)), 4, 2),
+    bad(TypeError, "generator", batching.get_batch, list(range(10)), 2, 2, generator=0),
+    bad(ValueError, "device", batching.get_batch, list(range(10)), 2, 2, device="tpu"),
+    bad(TypeError, "name", corpora.load_corpus, 5),
+    bad(ValueError, "name", corpora.load_corpus, "nope"),
+    bad(ValueError, "name", corpora.load_corpus, ""),
+    bad(TypeError, "data", corpora.train_val_split, 5),
+    bad(TypeError, "val_fraction", corpora.train_val_split, "abcdef", "0.1"),
+    bad(TypeError, "val_fraction", corpora.train_val_split, "abcdef", True),
+    bad(ValueError, "val_fraction", corpora.train_val_split, "abcdef", NAN),
+    bad(ValueError, "val_fraction", corpora.train_val_split, "abcdef", 1.0),
+    bad(ValueError, "data", corpora.train_val_split, "a", 0.5),
+]
+
+PACKING = [
+    bad(TypeError, "vocab_size", packing.train_bpe, _TEXT, vocab_size=300.0),
+    bad(TypeError, "vocab_size", packing.train_bpe, _TEXT, vocab_size=True),
+    bad(ValueError, "vocab_size", packing.train_bpe, _TEXT, vocab_size=100),
+    bad(TypeError, "text", packing.train_bpe, 5),
+    bad(TypeError, "text", packing.train_bpe, [b"bytes"]),
+    bad(ValueError, "text", packing.train_bpe, ""),
+    bad(ValueError, "text", packing.train_bpe, []),
+    bad(TypeError, "cache", packing.train_bpe, _TEXT, cache=5),
+    bad(TypeError, "texts", packing.tokenize_dataset, "one string", _BPE),
+    bad(TypeError, "texts", packing.tokenize_dataset, [1, 2], _BPE),
+    bad(ValueError, "texts", packing.tokenize_dataset, [], _BPE),
+    bad(TypeError, "tokenizer", packing.tokenize_dataset, ["a"], "gpt2"),
+    bad(TypeError, "add_eos", packing.tokenize_dataset, ["a"], _BPE, add_eos="yes"),
+    bad(TypeError, "batch_size", packing.tokenize_dataset, ["a"], _BPE, batch_size=1.5),
+    bad(ValueError, "batch_size", packing.tokenize_dataset, ["a"], _BPE, batch_size=0),
+    bad(TypeError, "text_column", packing.tokenize_dataset, ["a"], _BPE, text_column=1),
+    bad(ValueError, "text_column", packing.tokenize_dataset, _DS, _BPE, text_column="text"),
+    bad(TypeError, "block_size", packing.pack_blocks, _DS, 2.0),
+    bad(ValueError, "block_size", packing.pack_blocks, _DS, 0),
+    bad(TypeError, "dataset", packing.pack_blocks, [[1, 2]], 2),
+    bad(TypeError, "batch_size", packing.pack_blocks, _DS, 2, batch_size="8"),
+    bad(TypeError, "dataset", packing.token_stream, [[1, 2]]),
+    bad(ValueError, "dataset", packing.token_stream, {"text": ["a"]}),
+    bad(TypeError, "chunks", packing.write_token_file, [[1.5, 2.0]], _TMP / "f.bin"),
+    bad(TypeError, "chunks", packing.write_token_file, [[1.0, 2.0]], _TMP / "f.bin"),
+    bad(TypeError, "chunks", packing.write_token_file, [torch.tensor([1.0, 2.0])], _TMP / "f.bin"),
+    bad(TypeError, "chunks", packing.write_token_file, [[True, False]], _TMP / "f.bin"),
+    bad(TypeError, "chunks", packing.write_token_file, ["abc"], _TMP / "f.bin"),
+    bad(TypeError, "chunks", packing.write_token_file, 5, _TMP / "f.bin"),
+    bad(ValueError, "chunks", packing.write_token_file, [[1, 2], [[3]]], _TMP / "f.bin"),
+    bad(ValueError, "token ids", packing.write_token_file, [[1, 300]], _TMP / "f.bin",
+        vocab_size=300),
+    bad(ValueError, "token ids", packing.write_token_file, [[-1]], _TMP / "f.bin"),
+    bad(TypeError, "vocab_size", packing.write_token_file, [[1]], _TMP / "f.bin",
+        vocab_size=2.0**16),
+    bad(ValueError, "vocab_size", packing.write_token_file, [[1]], _TMP / "f.bin",
+        vocab_size=2**33),
+    bad(TypeError, "path", packing.write_token_file, [[1]], None),
+    bad(TypeError, "path", packing.open_token_file, 5),
+    bad(ValueError, "path", packing.open_token_file, _TMP / "missing.bin"),
+    bad(TypeError, "tokens", packing.make_get_batch, torch.arange(10.0), 1, 2),
+    bad(TypeError, "tokens", packing.make_get_batch, [1.5, 2.0, 3.0, 4.0, 5.0, 6.0], 1, 2),
+    bad(TypeError, "tokens", packing.make_get_batch, torch.arange(10).numpy() * 1.0, 1, 2),
+    bad(TypeError, "tokens", packing.make_get_batch, "abcdefgh", 1, 2),
+    bad(ValueError, "tokens", packing.make_get_batch, [1, -2, 3, 4, 5, 6], 1, 2),
+    bad(ValueError, "tokens", packing.make_get_batch, torch.zeros(4, 4, dtype=torch.long), 1, 2),
+    bad(ValueError, "tokens", packing.make_get_batch, list(range(4)), 1, 4),
+    bad(TypeError, "batch_size", packing.make_get_batch, list(range(100)), 2.0, 4),
+    bad(ValueError, "block_size", packing.make_get_batch, list(range(100)), 2, 0),
+    bad(TypeError, "generator", packing.make_get_batch(list(range(100)), 2, 4), 0),
+    bad(TypeError, "blocks", packing.blocks_loader, [[1, 2, 3]], 1),
+    bad(TypeError, "batch_size", packing.blocks_loader, {"input_ids": [[1, 2, 3]]}, 1.0),
+    bad(TypeError, "seed", packing.blocks_loader, {"input_ids": [[1, 2, 3]]}, 1, seed=0.5),
+    bad(TypeError, "shuffle", packing.blocks_loader, {"input_ids": [[1, 2, 3]]}, 1,
+        shuffle="no"),
+    bad(ValueError, "blocks", packing.blocks_loader, {"input_ids": [[1, 2, 3], [1, 2]]}, 1),
+    bad(ValueError, "blocks", packing.blocks_loader, {"input_ids": [[1.5, 2.0]]}, 1),
+    bad(ValueError, "batch_size", packing.blocks_loader, {"input_ids": [[1, 2, 3]]}, 2),
+]
+
+WIDGETS = [
+    bad(TypeError, "attentions", wg.attention_heatmap, "att", _TOKS),
+    bad(ValueError, "attentions", wg.attention_heatmap, (), _TOKS),
+    bad(ValueError, "attentions", wg.attention_heatmap, torch.rand(3, 3), _TOKS),
+    bad(ValueError, "attentions", wg.attention_heatmap, (_ATT, torch.rand(1, 2, 4, 4)), _TOKS),
+    bad(ValueError, "attentions", wg.attention_heatmap, (torch.full((1, 2, 3, 3), NAN),), _TOKS),
+    bad(ValueError, "attentions", wg.attention_heatmap, (-_ATT,), _TOKS),
+    bad(TypeError, "tokens", wg.attention_heatmap, (_ATT,), "abc"),
+    bad(ValueError, "tokens", wg.attention_heatmap, (_ATT,), ["a", "b"]),
+    bad(TypeError, "tokens", wg.attention_heatmap, (_ATT,), [1, 2, 3]),
+    bad(TypeError, "layer", wg.attention_heatmap, (_ATT,), _TOKS, layer=0.0),
+    bad(ValueError, "layer", wg.attention_heatmap, (_ATT,), _TOKS, layer=1),
+    bad(ValueError, "head", wg.attention_heatmap, (_ATT,), _TOKS, head=-1),
+    bad(TypeError, "head", wg.attention_heatmap, (_ATT,), _TOKS, head=True),
+    bad(ValueError, "key_tokens", wg.attention_heatmap, (_ATT,), _TOKS, key_tokens=["a"]),
+    bad(TypeError, "mask", wg.attention_heatmap, (_ATT,), _TOKS, mask=torch.ones(3, 3)),
+    bad(ValueError, "mask", wg.attention_heatmap, (_ATT,), _TOKS,
+        mask=torch.ones(4, 4, dtype=torch.bool)),
+    bad(TypeError, "batch_index", wg.attention_heatmap, (_ATT,), _TOKS, batch_index=0.0),
+    bad(ValueError, "batch_index", wg.attention_heatmap, (_ATT,), _TOKS, batch_index=3),
+    bad(TypeError, "height", wg.attention_heatmap, (_ATT,), _TOKS, height="400"),
+    bad(ValueError, "height", wg.attention_heatmap, (_ATT,), _TOKS, height=0),
+    bad(TypeError, "max_tokens", wg.model_view, (_ATT,), _TOKS, max_tokens=2.5),
+    bad(ValueError, "max_tokens", wg.model_view, (_ATT,), _TOKS, max_tokens=1),
+    bad(TypeError, "cell_px", wg.model_view, (_ATT,), _TOKS, cell_px="90"),
+    bad(ValueError, "cell_px", wg.model_view, (_ATT,), _TOKS, cell_px=0),
+    bad(ValueError, "attentions", wg.model_view, (torch.rand(1, 2, 3, 4),), _TOKS),
+    bad(TypeError, "weights", wg.attention_entropy, [[0.5, 0.5]]),
+    bad(ValueError, "weights", wg.attention_entropy, torch.tensor([[1, 0]])),
+    bad(ValueError, "weights", wg.attention_entropy, torch.tensor([-0.5, 1.5])),
+    bad(ValueError, "weights", wg.attention_entropy, torch.tensor([NAN, 1.0])),
+    bad(TypeError, "tokens", wg.head_summary, (_ATT,), "abc"),
+    bad(TypeError, "batch_index", wg.head_summary, (_ATT,), batch_index="0"),
+    bad(TypeError, "model", wg.attention_explorer, "bert", None, "text"),
+    bad(ValueError, "text", wg.attention_explorer, nn.Linear(2, 2), None, ""),
+    bad(TypeError, "text", wg.attention_explorer, nn.Linear(2, 2), None, 5),
+    bad(TypeError, "token", wg.show_token, 5),
+    bad(ValueError, "models", wg.NextTokenWidget, {}, ["a"]),
+    bad(TypeError, "models", wg.NextTokenWidget, [_ONE], ["a"]),
+    bad(TypeError, "models", wg.NextTokenWidget, {"m": 5}, ["a"]),
+    bad(TypeError, "labels", wg.NextTokenWidget, {"m": _ONE}, "a"),
+    bad(TypeError, "labels", wg.NextTokenWidget, {"m": _ONE}, [1]),
+    bad(TypeError, "top_k", wg.NextTokenWidget, {"m": _ONE}, ["a"], top_k=1.0),
+    bad(ValueError, "top_k", wg.NextTokenWidget, {"m": _ONE}, ["a"], top_k=2),
+    bad(TypeError, "prefix", wg.NextTokenWidget, {"m": _ONE}, ["a"], top_k=1, prefix=1),
+    bad(TypeError, "name", wg.configure_renderer, 5),
+    bad(ValueError, "name", wg.configure_renderer, "no-such-renderer"),
+    bad(TypeError, "fig", wg.export_html, {"data": []}, _TMP / "a.html"),
+    bad(TypeError, "path", wg_renderer.export_html, wg.attention_heatmap((_ATT,), _TOKS), None),
+    bad(ValueError, "model", wg.ScalingCalculator, "GPT-5"),
+    bad(TypeError, "model", wg.ScalingCalculator, 7),
+    bad(ValueError, "gpu", wg.ScalingCalculator, gpu="TPUv4"),
+    bad(TypeError, "gpu", wg.ScalingCalculator, gpu=4),
+    bad(TypeError, "source", wg.figure_from_metrics, 5),
+    bad(ValueError, "source", wg.figure_from_metrics, _TMP / "no-run"),
+    bad(ValueError, "source", wg.figure_from_metrics, [{"loss": 1.0}]),
+    bad(TypeError, "source", wg_dashboard.figure_from_metrics, [5]),
+    bad(ValueError, "record", wg.Dashboard().update, {"loss": 1.0}),
+    bad(TypeError, "record", wg.Dashboard().update, [("step", 1)]),
+    bad(TypeError, "records", wg.Dashboard, 5),
+    bad(ValueError, "attentions", wg_attention.head_summary, (torch.full((1, 1, 2, 2), INF),)),
+]
+
+LLAMA = [
+    bad(TypeError, "n_embd", llama.swiglu_hidden, 8.0),
+    bad(ValueError, "multiple_of", llama.swiglu_hidden, 8, 0),
+    bad(TypeError, "x", llama.rotate_half, [1.0, 2.0]),
+    bad(ValueError, "x", llama.rotate_half, torch.randn(2, 3)),
+    bad(TypeError, "cos", llama.apply_rope, torch.randn(1, 1, 2, 4), [1.0], torch.randn(2, 4)),
+    bad(TypeError, "n_rep", llama.repeat_kv, torch.randn(1, 1, 2, 4), 2.0),
+    bad(ValueError, "n_rep", llama.repeat_kv, torch.randn(1, 1, 2, 4), 0),
+    bad(ValueError, "x", llama.repeat_kv, torch.randn(2, 4), 2),
+    bad(TypeError, "T", llama.causal_mask, 2.0),
+    bad(ValueError, "past", llama.causal_mask, 2, past=-1),
+    bad(ValueError, "sliding_window", llama.causal_mask, 2, sliding_window=0),
+    bad(TypeError, "router_logits", llama.load_balancing_loss, torch.randn(3, 2), 1),
+    bad(TypeError, "max_new_tokens", _LLAMA.generate, IDX, 2.0),
+    bad(ValueError, "max_new_tokens", _LLAMA.generate, IDX, -1),
+    bad(ValueError, "temperature", _LLAMA.generate, IDX, 2, temperature=NAN),
+    bad(ValueError, "top_k", _LLAMA.generate, IDX, 2, top_k=0),
+    bad(ValueError, "top_p", _LLAMA.generate, IDX, 2, top_p=1.5),
+    bad(TypeError, "generator", _LLAMA.generate, IDX, 2, generator=0),
+    bad(TypeError, "idx", _LLAMA.generate, [[1, 2]], 2),
+    bad(TypeError, "seq_len", _LLAMA.flops_per_token, 2.5),
+    bad(TypeError, "active", _LLAMA.num_params, active="yes"),
+    bad(TypeError, "model", llama.Llama.from_hf, nn.Linear(2, 2)),
+    bad(TypeError, "config", llama.Llama, {"vocab_size": 16}),
+]
+
+PRETRAIN = [
+    bad(TypeError, "argv", pretrain.main, "--preset ci"),
+    bad(TypeError, "argv", pretrain.main, ["--preset", 1]),
+    bad(TypeError, "preset", pretrain.prepare_data, "ci", _TMP),
+    bad(TypeError, "out", pretrain.prepare_data, _CI, 5),
+    bad(TypeError, "preset", pretrain.data_key, "ci"),
+    bad(TypeError, "preset", pretrain.build_model, "ci", 64),
+    bad(TypeError, "vocab_size", pretrain.build_model, _CI, 64.0),
+    bad(ValueError, "vocab_size", pretrain.build_model, _CI, 0),
+    bad(ValueError, "arch", pretrain.build_model, _CI, 64, "bert"),
+    bad(TypeError, "arch", pretrain.build_model, _CI, 64, None),
+    bad(TypeError, "model", pretrain.export, "gpt", _BPE, _TMP),
+    bad(TypeError, "tokenizer", pretrain.export, GPT_, "tok", _TMP),
+    bad(TypeError, "model", pretrain.export, nn.Linear(2, 2), _BPE, _TMP),
+    bad(TypeError, "out", pretrain.export, GPT_, _BPE, 5),
+    bad(ValueError, "Preset.vocab_size", _preset, vocab_size=100),
+    bad(TypeError, "Preset.vocab_size", _preset, vocab_size=512.0),
+    bad(ValueError, "Preset.corpus", _preset, corpus=("nope",)),
+    bad(TypeError, "Preset.corpus", _preset, corpus="python-reference"),
+    bad(ValueError, "Preset.corpus_chars", _preset, corpus_chars=0),
+    bad(ValueError, "Preset.lr", _preset, lr=NAN),
+    bad(ValueError, "Preset.lr", _preset, lr=0.0),
+    bad(ValueError, "Preset.dropout", _preset, dropout=1.0),
+    bad(ValueError, "Preset.n_layer", _preset, n_layer=0),
+    bad(TypeError, "Preset.batch_size", _preset, batch_size=2.5),
+    bad(ValueError, "Preset.model_vocab", _preset, model_vocab=256),
+    bad(ValueError, "Preset.precision", _preset, precision="fp8"),
+    bad(TypeError, "Preset.compile", _preset, compile="yes"),
+]
+
 CASES = [*ATTENTION, *MODEL, *TOKENIZERS, *NGRAM, *EVALUATE, *FINETUNE, *SCALING, *HARDWARE,
-         *PROFILES, *ENV, *DDP_DEMO, *EXERCISES]
+         *PROFILES, *ENV, *DDP_DEMO, *EXERCISES,
+         *TRAIN_CONFIG_CASES,
+         *TRAIN_CHECKPOINT, *TRAIN_BATCHES, *DATA, *PACKING, *WIDGETS, *LLAMA, *PRETRAIN]
 
 
 @pytest.mark.parametrize(("fn", "args", "kwargs", "exc", "argname"), CASES)

@@ -16,7 +16,8 @@ def test_peaks():
     assert peak_flops("A100") == 312e12
     assert peak_flops("H100", "bf16") == 989.5e12
     assert peak_flops("T4", "fp16") == 65e12
-    assert set(GPU_SPECS) == {"T4", "L4", "A100", "A100-40GB", "H100-SXM", "H100-PCIe", "H200"}
+    assert set(GPU_SPECS) == {"T4", "L4", "A100", "A100-40GB", "H100-SXM", "H100-PCIe", "H200",
+                              "H100-NVL", "H200-NVL", "GH200", "GH200-144GB"}
 
 
 def test_errors_list_choices():
@@ -43,7 +44,7 @@ def test_gpu_names_match_word_by_word():
     assert GPU_SPECS["A100-40GB"]["memory_gb"] == 40
     assert gpu_key("NVIDIA H100 80GB HBM3") == "H100-SXM"
     # chips the table does not list are not mistaken for one it does (an L40S is no L4)
-    for other in ("NVIDIA L40S", "L40", "T400", "A1000", "NVIDIA H100 NVL"):
+    for other in ("NVIDIA L40S", "L40", "T400", "A1000", "NVIDIA B200", "H800"):
         with pytest.raises(ValueError, match="unknown gpu"):
             gpu_key(other)
 
@@ -62,3 +63,33 @@ def test_t4_gets_fp16_not_emulated_bf16(monkeypatch):
         assert native_bf16() is (expected == "bf16")
         assert profile("gpu").precision == expected
         assert resolve_precision("auto", torch.device("cuda")) == expected
+
+
+def test_nvl_cards_and_grace_hopper():
+    # CUDA's names for them; an NVL card is no SXM one, a GH200 is no H200
+    assert gpu_key("NVIDIA H100 NVL") == "H100-NVL"
+    assert gpu_key("NVIDIA H200 NVL") == "H200-NVL"
+    assert gpu_key("NVIDIA GH200 480GB") == "GH200"
+    assert gpu_key("NVIDIA GH200 144G HBM3e") == "GH200-144GB"
+    assert gpu_key("h100-nvl") == "H100-NVL"
+    # data sheets: NVL bf16 1,671 TFLOPS with sparsity (835.5 dense), TF32 835 (417.5 dense),
+    # FP32 60; GH200's GPU computes as an H100 SXM (bf16 989.5 dense)
+    for key in ("H100-NVL", "H200-NVL"):
+        assert peak_flops(key, "bf16") == peak_flops(key, "fp16") == 835.5e12
+        assert peak_flops(key, "tf32") == 417.5e12 and peak_flops(key, "fp32") == 60e12
+    for key in ("GH200", "GH200-144GB"):
+        for p in ("fp32", "tf32", "fp16", "bf16"):
+            assert peak_flops(key, p) == peak_flops("H100-SXM", p)
+    assert [GPU_SPECS[k]["memory_gb"] for k in ("H100-NVL", "H200-NVL", "GH200", "GH200-144GB")] \
+        == [94, 141, 96, 144]
+    assert peak_flops("NVIDIA H100 NVL") < peak_flops("NVIDIA H100 PCIe") * 1.2  # ~835 vs 756
+
+
+def test_current_gpu_of_a_mocked_device(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for name, key in (("NVIDIA H200 NVL", "H200-NVL"), ("NVIDIA GH200 480GB", "GH200"),
+                      ("NVIDIA RTX PRO 6000 Blackwell", None)):
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, n=name: n)
+        assert current_gpu() == key

@@ -118,3 +118,27 @@ def test_token_file_pair_from_different_writes_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not a token-file description"):
         open_token_file(path)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_write_token_file_refuses_float_ids_and_leaves_the_old_file_whole(tmp_path):
+    path = write_token_file([[1, 2, 3]], tmp_path / "t.bin", vocab_size=300)
+    before = path.read_bytes()
+    for chunks in ([[4, 5], [6.0, 7.0]], [[4, 5], [2.5]], [[4], [True]]):
+        with pytest.raises(TypeError, match=r"chunks\[1\] must hold integer token ids"):
+            write_token_file(chunks, path, vocab_size=300)
+    assert path.read_bytes() == before and open_token_file(path).tolist() == [1, 2, 3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bin", "t.bin.json"]  # no temps
+    # integer ids of any kind are fine, empty chunks too
+    write_token_file([np.array([1, 2], np.int32), torch.tensor([3]), [], (4,)], path)
+    assert open_token_file(path).tolist() == [1, 2, 3, 4]
+
+
+def test_make_get_batch_refuses_float_tokens_instead_of_truncating():
+    ids = np.arange(40)
+    with pytest.raises(TypeError, match="integer token ids"):
+        make_get_batch(ids + 0.5, batch_size=2, block_size=4)  # 0.5 is not token 0
+    a = make_get_batch(ids.astype(np.uint16), batch_size=2, block_size=4)
+    b = make_get_batch(list(range(40)), batch_size=2, block_size=4)
+    xa, ya = a(torch.Generator().manual_seed(0))
+    xb, yb = b(torch.Generator().manual_seed(0))
+    assert torch.equal(xa, xb) and torch.equal(ya, yb) and xa.dtype == torch.long

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -106,3 +107,81 @@ def test_cli_under_torchrun_equals_one_process(tmp_path):
     # gradients (summed in another order by two processes) into ~2e-5 weight differences after a
     # few steps (tests/test_ddp.py checks the Trainer at 1e-5 with eps=1e-6).
     assert diff < 1e-4, diff
+
+
+# ----------------------------------------------------------------------------- data cache
+def _small(**kw):
+    from dataclasses import replace
+
+    return replace(PRESETS["ci"], corpus_chars=30_000, **kw)
+
+
+def test_prepare_data_reuses_only_data_made_the_same_way(tmp_path, capsys):
+    from llmcourse.pretrain import data_key, prepare_data
+
+    tok, train, _ = prepare_data(_small(), tmp_path)
+    made = json.loads((tmp_path / "data" / "source.json").read_text())
+    assert made["key"] == data_key(_small()) and capsys.readouterr().err == ""
+    stamp = (tmp_path / "data" / "train.bin").stat().st_mtime_ns
+    tok2, train2, _ = prepare_data(_small(), tmp_path)  # the same preset: reused as it is
+    assert (tmp_path / "data" / "train.bin").stat().st_mtime_ns == stamp
+    assert tok2.get_vocab() == tok.get_vocab() and (train2 == train).all()
+    assert capsys.readouterr().err == ""
+
+    # another vocabulary in the same folder (--preset cpu where ci ran): rebuilt, and said why
+    tok3, train3, _ = prepare_data(_small(vocab_size=600), tmp_path)
+    assert "vocab_size 512 -> 600" in capsys.readouterr().err
+    assert tok3.get_vocab_size() == 600 and tok.get_vocab_size() == 512
+    assert int(train3.max()) >= 512  # ids only the new tokenizer has
+
+    # a tokenizer swapped under the data, or no record of what made it: rebuilt
+    (tmp_path / "tokenizer.json").write_text(tok.to_str())
+    prepare_data(_small(vocab_size=600), tmp_path)
+    assert "tokenizer.json is not the tokenizer" in capsys.readouterr().err
+    (tmp_path / "data" / "source.json").unlink()
+    prepare_data(_small(vocab_size=600), tmp_path)
+    assert "source.json (what made the data) is missing" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_resume_refuses_changed_options_unless_allowed(straight, tmp_path, capsys):
+    import shutil
+
+    out, _ = straight
+    shutil.copytree(out / "data", tmp_path / "data")  # the same preset's data: reused
+    shutil.copy(out / "tokenizer.json", tmp_path)
+    base = ["--preset", "ci", "--out", str(tmp_path), "--quiet"]
+    main([*base, "--max-steps", "8", "--stop-at", "4"])
+    with pytest.raises(SystemExit, match=r"max_steps 8 -> 12.*--allow-change"):
+        main([*base, "--max-steps", "12", "--resume"])
+    with pytest.raises(SystemExit, match="--allow-change 'max_step'"):
+        main([*base, "--max-steps", "12", "--resume", "--allow-change", "max_step"])
+    with pytest.raises(SystemExit, match="only applies with --resume"):
+        main([*base, "--allow-change", "max_steps"])
+    s = main([*base, "--max-steps", "12", "--resume", "--allow-change", "max_steps",
+              "--allow-change", "warmup_steps"])
+    assert s["start_step"] == 4 and s["step"] == 12
+    assert "rebuilding" not in capsys.readouterr().err
+
+
+def test_resume_refuses_checkpoints_of_another_presets_data(straight):
+    out, _ = straight
+    with pytest.raises(SystemExit, match=r"vocab_size 512 -> 2048.*--preset it was started"):
+        main(["--preset", "cpu", "--out", str(out), "--resume", "--quiet"])
+    assert (out / "data" / "source.json").is_file()  # nothing was rebuilt
+
+
+def test_main_refuses_a_bad_argv():
+    with pytest.raises(TypeError, match="argv"):
+        main("--preset ci")
+
+
+def test_a_killed_exports_temp_files_are_removed(straight):
+    out, _ = straight
+    stale = [out / ".model.safetensors.123.0123abcd.tmp", out / ".config.json.9.ffffffff.tmp"]
+    mine = out / "notes.tmp"
+    for p in [*stale, mine]:
+        p.write_text("half")
+    s = main(["--preset", "ci", "--out", str(out), "--max-steps", "40", "--resume", "--quiet"])
+    assert s["start_step"] == 40 and not any(p.exists() for p in stale) and mine.exists()
+    mine.unlink()

@@ -341,3 +341,75 @@ def test_explorer_with_hugging_face_minilm():
     sdpa = AutoModel.from_pretrained(path, attn_implementation="sdpa")
     with pytest.raises(ValueError, match="eager"):
         viz.attention_explorer(sdpa, tok, "hello")
+
+
+# ---- token text is never markup ---------------------------------------------------------------
+XSS = "<img src=x onerror=alert(1)>"
+
+
+class WordTok:
+    """A tokenizer whose tokens are given strings (any text, markup included)."""
+
+    def __init__(self, words):
+        self.words = list(words)
+
+    def encode(self, s):
+        return [self.words.index(w) for w in s.split("|")]
+
+    def decode(self, ids):
+        return "".join(self.words[i] for i in ids)
+
+
+def test_explorer_escapes_tokens_in_its_html():
+    import html
+
+    words = ["the", XSS, "<b>bold</b>", "a&b"]
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=4, block_size=8, n_layer=1, n_head=1, n_embd=8))
+    ex = viz.attention_explorer(model, WordTok(words), "the|" + XSS + "|<b>bold</b>|a&b")
+    assert ex.tokens == words  # the tokens themselves are kept as they are
+    for q in range(4):
+        ex.query.value = q
+        info = ex.info.value
+        assert "<img" not in info and "<b>bold" not in info and "a&b" not in info
+        assert f"<code>{html.escape(words[q], quote=False)}</code>" in info
+    # the figure's labels: plotly shows &lt; &gt; &amp; as < > &, so the tokens read as written
+    labels = list(ex.figure.data[0].x)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in labels and "&lt;b&gt;bold&lt;/b&gt;" in labels
+    assert not any("<img" in lab or "<b>" in lab for lab in labels) and "a&b" in labels
+
+
+def test_plotly_labels_escape_markup_but_keep_special_tokens():
+    from llmcourse.widgets.renderer import _plotly_text
+
+    assert _plotly_text(XSS) == "&lt;img src=x onerror=alert(1)&gt;"
+    assert _plotly_text("<br>") == "&lt;br&gt;" and _plotly_text("</s>") == "&lt;/s&gt;"
+    assert _plotly_text("<a href='x'>") == "&lt;a href='x'&gt;" and _plotly_text("&amp;") == \
+        "&amp;amp;"
+    for text in ("<pad>", "<unk>", "<|endoftext|>", "<mask>", "plain", "<", "a < b", "a&b", ">"):
+        assert _plotly_text(text) == text  # drawn as written by plotly already
+    toks = ["<pad>", XSS, "<s>"]
+    a = _atts(L=1, H=1, T=3, causal=False)
+    heat = viz.attention_heatmap(a, toks)
+    assert list(heat.data[0].x) == ["<pad>", "&lt;img src=x onerror=alert(1)&gt;", "&lt;s&gt;"]
+    view = viz.model_view(a, toks)
+    assert view.data[0].x[1] == "1:&lt;img src=x onerror=alert(1)&gt;"
+    pooled = viz.model_view(_atts(L=1, H=1, T=4, causal=False), [XSS] * 4, max_tokens=2)
+    assert all("<img" not in lab for lab in pooled.data[0].x)
+
+
+def test_exported_html_never_holds_a_token_as_markup(tmp_path):
+    path = viz.export_html(viz.attention_heatmap(_atts(L=1, H=1, T=2), ["</script>", XSS]),
+                           tmp_path / "a.html")
+    text = open(path, encoding="utf-8").read()
+    assert "<img src=x" not in text  # plotly.py writes < > / in its JSON as \u003c ...
+    assert text.count("</script>") == text.count("<script")  # only plotly's own script tags
+
+
+def test_next_token_widget_escapes_labels():
+    probs = torch.tensor([0.7, 0.2, 0.1])
+    w = viz.NextTokenWidget({"m": lambda prefix: probs}, ["<b>", "x", "<pad>"], top_k=3,
+                            prefix="<i>")
+    assert list(w.fig.data[0].x) == ["&lt;b&gt;", "x", "<pad>"]
+    assert "<i>" not in w.status.value and "&lt;i&gt;" in w.status.value
+    assert w.last["m"][0] == ("<b>", pytest.approx(0.7))  # the result keeps the raw token

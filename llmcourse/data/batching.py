@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from llmcourse._checks import check_str
+
 __all__ = ["as_token_tensor", "get_batch", "make_blocks"]
 
 
@@ -27,8 +29,22 @@ def _positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def _device(device: object) -> torch.device | None:
+    """``device`` (``None``, a str or a ``torch.device``) as a ``torch.device``."""
+    if device is None or isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str, a torch.device or None, got {type(device).__name__}")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device must name a torch device ('cpu', 'cuda', 'cuda:0', 'mps' ...), "
+                         f"got {device!r}") from err
+
+
 def as_token_tensor(ids: Sequence[int] | np.ndarray | torch.Tensor, name: str = "ids") -> torch.Tensor:
     """Return ``ids`` as a 1-D ``torch.long`` tensor (no copy when it already is one)."""
+    check_str("name", name, empty=False)
     if isinstance(ids, torch.Tensor):
         t = ids
     elif isinstance(ids, np.ndarray):
@@ -63,6 +79,7 @@ def make_blocks(ids: Sequence[int] | np.ndarray | torch.Tensor, block_size: int,
     """
     data = as_token_tensor(ids)
     block_size = _positive_int(block_size, "block_size")
+    device = _device(device)
     n_blocks = (len(data) - 1) // block_size
     if n_blocks < 1:
         raise ValueError(f"ids has {len(data)} tokens: too short for one block of "
@@ -90,6 +107,7 @@ def get_batch(data: Sequence[int] | np.ndarray | torch.Tensor, block_size: int, 
     batch_size = _positive_int(batch_size, "batch_size")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    device = _device(device)
     if len(data) < block_size + 1:
         raise ValueError(f"data has {len(data)} tokens; block_size={block_size} needs at least "
                          f"{block_size + 1}")
@@ -98,7 +116,6 @@ def get_batch(data: Sequence[int] | np.ndarray | torch.Tensor, block_size: int, 
     idx = starts[:, None] + offsets[None, :]
     x, y = data[idx], data[idx + 1]
     if device is not None:
-        device = torch.device(device)
         if device.type == "cuda":
             x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
         else:

@@ -17,22 +17,53 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from llmcourse._checks import check_bool, check_int, check_path, check_str
+from llmcourse._io import atomic_write_text, fsync_path, temp_path
+
 EOS = "<|endoftext|>"
 
 
 def _check_pos_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return value
+    return check_int(name, value, min=1)
+
+
+def _input_ids(name: str, data: object) -> Sequence:
+    """The ``input_ids`` column of a ``datasets.Dataset`` or of a dict of columns."""
+    import datasets
+
+    if not isinstance(data, (datasets.Dataset, Mapping)):
+        raise TypeError(f"{name} must be a datasets.Dataset (or a dict of columns) with an "
+                        f"'input_ids' column, got {type(data).__name__}")
+    columns = data.column_names if isinstance(data, datasets.Dataset) else list(data)
+    if "input_ids" not in columns:
+        raise ValueError(f"{name} must have an 'input_ids' column (see tokenize_dataset), "
+                         f"got columns {columns}")
+    return data["input_ids"]
+
+
+def _id_array(value: object, what: str) -> np.ndarray:
+    """A 1-D array of integer token ids (empty allowed); floats, bools, strings refused."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of int token ids, got {type(value).__name__}")
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except ValueError as err:  # ragged nesting
+        raise ValueError(f"{what} must be a 1-D sequence of token ids ({err})") from err
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D sequence of token ids, got shape {arr.shape}")
+    if arr.size == 0:
+        return arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":  # 2.5 is not token 2, True is not token 1
+        raise TypeError(f"{what} must hold integer token ids, got dtype {arr.dtype}")
+    return arr
 
 
 def train_bpe(text: str | Iterable[str], vocab_size: int = 2048, *, cache: str | os.PathLike | None = None):
@@ -46,9 +77,15 @@ def train_bpe(text: str | Iterable[str], vocab_size: int = 2048, *, cache: str |
     _check_pos_int("vocab_size", vocab_size)
     if vocab_size < 257 + 1:
         raise ValueError(f"vocab_size must be at least 258 (256 bytes + <|endoftext|>), got {vocab_size}")
+    if not isinstance(text, (str, Iterable)) or isinstance(text, (bytes, bytearray)):
+        raise TypeError(f"text must be a str or an iterable of str, got {type(text).__name__}")
     texts = [text] if isinstance(text, str) else list(text)
-    if not texts or not all(isinstance(t, str) for t in texts):
+    if not all(isinstance(t, str) for t in texts):
         raise TypeError("text must be a str or an iterable of str")
+    if not any(texts):
+        raise ValueError("text is empty: a tokenizer needs text to learn its merges from")
+    if cache is not None:
+        cache = check_path("cache", cache)
     path = None
     if cache is not None:
         h = hashlib.sha256()
@@ -66,10 +103,7 @@ def train_bpe(text: str | Iterable[str], vocab_size: int = 2048, *, cache: str |
     tok.train_from_iterator(texts, trainer=trainer)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
-            pass
-        tok.save(f.name)
-        os.replace(f.name, path)
+        atomic_write_text(path, tok.to_str())
     return tok
 
 
@@ -79,11 +113,20 @@ def tokenize_dataset(texts: Sequence[str] | object, tokenizer, *, text_column: s
     ``map``; returns a ``Dataset`` with one ``input_ids`` list per text (EOS appended)."""
     import datasets
 
+    check_str("text_column", text_column, empty=False)
+    check_bool("add_eos", add_eos)
+    _check_pos_int("batch_size", batch_size)
+    if not (callable(getattr(tokenizer, "encode_batch", None))
+            and callable(getattr(tokenizer, "token_to_id", None))):
+        raise TypeError("tokenizer must be a tokenizers.Tokenizer (with encode_batch and "
+                        f"token_to_id, see train_bpe), got {type(tokenizer).__name__}")
     if isinstance(texts, datasets.Dataset):
         ds = texts
         if text_column not in ds.column_names:
             raise ValueError(f"text_column {text_column!r} not in the dataset's columns {ds.column_names}")
     elif isinstance(texts, (list, tuple)) and all(isinstance(t, str) for t in texts):
+        if not texts:
+            raise ValueError("texts is empty")
         ds = datasets.Dataset.from_dict({text_column: list(texts)})
     else:
         raise TypeError("texts must be a list of str or a datasets.Dataset")
@@ -103,9 +146,13 @@ def pack_blocks(dataset, block_size: int, *, batch_size: int = 1000):
     """Concatenate ``input_ids`` across rows and cut them into blocks of ``block_size + 1``
     tokens (one extra so ``x = block[:-1]`` and ``y = block[1:]``); a leftover shorter than a
     block is dropped (per map batch). Batched ``map``, like Hugging Face's ``run_clm`` ``group_texts``."""
+    import datasets
+
     _check_pos_int("block_size", block_size)
-    if "input_ids" not in getattr(dataset, "column_names", ()):
-        raise ValueError("dataset must have an 'input_ids' column (see tokenize_dataset)")
+    _check_pos_int("batch_size", batch_size)
+    if not isinstance(dataset, datasets.Dataset):
+        raise TypeError(f"dataset must be a datasets.Dataset, got {type(dataset).__name__}")
+    _input_ids("dataset", dataset)
     n = block_size + 1
 
     def group(batch):
@@ -118,44 +165,64 @@ def pack_blocks(dataset, block_size: int, *, batch_size: int = 1000):
 
 
 def token_stream(dataset) -> Iterable[list[int]]:
-    """Yield each row's ``input_ids`` (to feed :func:`write_token_file`)."""
-    yield from dataset["input_ids"]
+    """Each row's ``input_ids``, one after the other (to feed :func:`write_token_file`)."""
+    return iter(_input_ids("dataset", dataset))
 
 
 def write_token_file(chunks: Iterable[Sequence[int]], path: str | os.PathLike, *, vocab_size: int = 65536) -> Path:
     """Write token ids to a flat binary file (``uint16`` if ``vocab_size <= 65536``, else
-    ``uint32``) plus ``<path>.json`` describing it; atomic (temp file + rename)."""
-    path = Path(path)
-    _check_pos_int("vocab_size", vocab_size)
+    ``uint32``) plus ``<path>.json`` describing it; atomic and durable (temp files named
+    ``.<name>.<pid>.<hex>.tmp``, fsynced, renamed). Ids must be ints in ``[0, vocab_size)``."""
+    path = check_path("path", path)
+    vocab_size = check_int("vocab_size", vocab_size, min=1, max=2**32)
+    if isinstance(chunks, (str, bytes)) or not isinstance(chunks, Iterable):
+        raise TypeError("chunks must be an iterable of token-id sequences, got "
+                        f"{type(chunks).__name__}")
     dtype = np.uint16 if vocab_size <= 2**16 else np.uint32
     path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
-        for chunk in chunks:
-            arr = np.asarray(chunk, dtype=np.int64)
-            if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
-                os.unlink(f.name)
-                raise ValueError(f"token ids must be in [0, {vocab_size}), got {arr.min()}..{arr.max()}")
-            f.write(arr.astype(dtype).tobytes())
-            n += arr.size
     meta = path.with_name(path.name + ".json")
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as m:
-        m.write(json.dumps({"dtype": np.dtype(dtype).name, "tokens": n, "vocab_size": vocab_size}))
-    # a kill between the two renames leaves a pair whose sizes disagree: open_token_file says so
-    os.replace(f.name, path)
-    os.replace(m.name, meta)
+    tmp, tmp_meta = temp_path(path), temp_path(meta)
+    n = 0
+    try:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
+            for k, chunk in enumerate(chunks):
+                arr = _id_array(chunk, f"chunks[{k}]")
+                if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
+                    raise ValueError(f"token ids must be in [0, {vocab_size}), got "
+                                     f"{arr.min()}..{arr.max()} in chunks[{k}]")
+                f.write(arr.astype(dtype).tobytes())
+                n += arr.size
+            f.flush()
+            os.fsync(f.fileno())
+        info = {"dtype": np.dtype(dtype).name, "tokens": n, "vocab_size": vocab_size}
+        with open(os.open(tmp_meta, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "w") as m:
+            m.write(json.dumps(info))
+            m.flush()
+            os.fsync(m.fileno())
+        # a kill between the two renames leaves a pair whose sizes disagree: open_token_file
+        # says so
+        os.replace(tmp, path)
+        os.replace(tmp_meta, meta)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        tmp_meta.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent)
     return path
 
 
 def open_token_file(path: str | os.PathLike) -> np.memmap:
     """Memory-map a file written by :func:`write_token_file` (read-only; nothing is loaded)."""
-    path = Path(path)
+    path = check_path("path", path)
     meta = path.with_name(path.name + ".json")
     if not path.is_file() or not meta.is_file():
-        raise ValueError(f"no token file at {str(path)!r} (expected it and {meta.name})")
+        raise ValueError(f"no token file at path {str(path)!r} (expected it and {meta.name})")
     try:
         info = json.loads(meta.read_text())
-        dtype, n = np.dtype(info["dtype"]), int(info["tokens"])
+        dtype, n = np.dtype(info["dtype"]), info["tokens"]
+        if dtype not in (np.uint16, np.uint32) or isinstance(n, bool) or not isinstance(n, int) \
+                or n < 0:
+            raise ValueError(f"dtype {dtype} and tokens {n!r} are not uint16/uint32 and a count")
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{meta.name} is not a token-file description ({err}); rewrite the file") from err
     if path.stat().st_size != n * dtype.itemsize:
@@ -173,14 +240,21 @@ def make_get_batch(tokens: np.ndarray | torch.Tensor | Sequence[int], batch_size
     what makes :class:`llmcourse.train.Trainer` resume exactly. Works on a memmap without
     loading it. Returns CPU ``int64`` tensors.
     """
-    _check_pos_int("batch_size", batch_size)
-    _check_pos_int("block_size", block_size)
+    batch_size = _check_pos_int("batch_size", batch_size)
+    block_size = _check_pos_int("block_size", block_size)
     if isinstance(tokens, torch.Tensor):
-        tokens = tokens.cpu().numpy()
-    elif not isinstance(tokens, np.ndarray):
-        tokens = np.asarray(tokens, dtype=np.int64)
+        tokens = tokens.detach().cpu().numpy()
+    elif isinstance(tokens, (str, bytes)) or not isinstance(tokens, (np.ndarray, Sequence)):
+        raise TypeError("tokens must be a 1-D array, tensor or list of int token ids, got "
+                        f"{type(tokens).__name__}")
+    elif not isinstance(tokens, np.ndarray):  # a list: checked below, then int64
+        tokens = np.asarray(tokens)
     if tokens.ndim != 1:
         raise ValueError(f"tokens must be 1-D, got shape {tokens.shape}")
+    if tokens.size and tokens.dtype.kind not in "iu":  # 2.5 is not token 2
+        raise TypeError(f"tokens must hold integer token ids, got dtype {tokens.dtype}")
+    if tokens.dtype.kind == "i" and tokens.size and int(tokens.min()) < 0:
+        raise ValueError(f"tokens must be non-negative token ids, found {int(tokens.min())}")
     n = len(tokens) - block_size - 1
     if n < 0:
         raise ValueError(f"need more than block_size + 1 = {block_size + 1} tokens, got {len(tokens)}")
@@ -200,7 +274,19 @@ def blocks_loader(blocks, batch_size: int, *, seed: int = 0, shuffle: bool = Tru
     """A ``DataLoader`` over packed blocks yielding ``(x, y)``, shuffled by its own seeded
     generator, so a fresh loader replays the same order (exact resume with the Trainer)."""
     _check_pos_int("batch_size", batch_size)
-    data = torch.tensor(blocks["input_ids"], dtype=torch.long)
+    check_int("seed", seed, min=0, max=2**63 - 1)
+    check_bool("shuffle", shuffle)
+    rows = _input_ids("blocks", blocks)
+    try:
+        data = torch.tensor(rows)
+    except (ValueError, TypeError, RuntimeError) as err:  # ragged rows, non-numbers
+        raise ValueError(f"blocks must hold rows of equal length (see pack_blocks): {err}") from err
+    if data.dim() != 2 or data.is_floating_point() or data.dtype == torch.bool:
+        raise ValueError("blocks must hold rows of int token ids, got a tensor of shape "
+                         f"{tuple(data.shape)} and dtype {data.dtype}")
+    if len(data) < batch_size:
+        raise ValueError(f"blocks has {len(data)} rows, fewer than batch_size={batch_size}")
+    data = data.long()
 
     def collate(rows):
         t = torch.stack(rows)

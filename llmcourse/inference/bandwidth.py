@@ -36,10 +36,12 @@ __all__ = [
 
 # Peak memory bandwidth in bytes/s (data sheets): T4 GDDR6 320 GB/s, L4 GDDR6 300 GB/s,
 # A100 80GB SXM HBM2e 2,039 GB/s, A100 40GB 1,555 GB/s, H100 SXM5 HBM3 3.35 TB/s,
-# H100 PCIe HBM2e 2.0 TB/s, H200 HBM3e 4.8 TB/s.
+# H100 PCIe HBM2e 2.0 TB/s, H200 HBM3e 4.8 TB/s, H100 NVL HBM3 3.9 TB/s, H200 NVL 4.8 TB/s,
+# GH200 HBM3 4.0 TB/s (96 GB) and HBM3e 4.9 TB/s (144 GB).
 GPU_BANDWIDTH: dict[str, float] = {
     "T4": 320e9, "L4": 300e9, "A100": 2.039e12, "A100-40GB": 1.555e12,
-    "H100-SXM": 3.35e12, "H100-PCIe": 2.0e12, "H200": 4.8e12,
+    "H100-SXM": 3.35e12, "H100-PCIe": 2.0e12, "H100-NVL": 3.9e12, "H200": 4.8e12,
+    "H200-NVL": 4.8e12, "GH200": 4.0e12, "GH200-144GB": 4.9e12,
 }
 
 # Llama-2-7B (Touvron et al. 2023): 6,738,415,616 parameters (llmcourse.scaling.count_params),

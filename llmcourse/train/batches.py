@@ -40,6 +40,8 @@ def batch_tokens(batch: Any) -> int:
 
 def forward_loss(model: nn.Module, batch: Any) -> torch.Tensor:
     """Run ``model`` on ``batch`` and return the scalar loss (see the module docstring)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if isinstance(batch, dict):
         out = model(**batch)
     elif isinstance(batch, (list, tuple)):

@@ -5,7 +5,7 @@ device a process trains on (the local GPU under torchrun), the wrapping of the m
 ``fully_shard`` of each ``nn.ModuleList`` entry then the root, or DDP; ``torch.compile``) and its
 unwrapping, the row slicing that gives rank ``r`` rows ``[r·B/N, (r+1)·B/N)`` of the global
 batch, and the collectives the loop needs (gradients synced on the last micro-batch only, a
-mean over ranks, the FSDP gather of the full model).
+mean over ranks, the FSDP gather of the full model, the number of distinct GPUs).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,16 +42,25 @@ def setup_distributed(device_type: str | None = None) -> DistInfo:
     """Initialise ``torch.distributed`` from the torchrun/accelerate environment variables.
 
     Does nothing (returns rank 0 of 1) when ``WORLD_SIZE`` is unset or 1. Backend: nccl when
-    CUDA is used, gloo otherwise. Safe to call twice.
+    CUDA is used, gloo otherwise. Safe to call twice. On CUDA, process ``LOCAL_RANK`` of a node
+    trains on GPU ``LOCAL_RANK``: a ``LOCAL_RANK`` beyond the visible GPUs raises ``ValueError``.
     """
     import torch.distributed as dist
 
+    if device_type is not None and not isinstance(device_type, str):
+        raise TypeError(f"device_type must be a str or None, got {type(device_type).__name__}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device_type is None:
         device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_type == "cuda" and not 0 <= local < torch.cuda.device_count():
+        raise ValueError(
+            f"LOCAL_RANK={local} but this node has {torch.cuda.device_count()} visible CUDA "
+            "device(s): each process of a node trains on GPU LOCAL_RANK, so start at most that "
+            "many processes per node (torchrun --nproc_per_node) and do not narrow "
+            "CUDA_VISIBLE_DEVICES per process")
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
@@ -130,6 +140,15 @@ def _slice_rows(batch: Any, rank: int, world: int) -> Any:
     return batch
 
 
+def _local_rows(batch: Any, dist: DistInfo, device: torch.device) -> Any:
+    """This rank's rows of a global batch (all of it in one process), on ``device``."""
+    from llmcourse.train.batches import _to_device
+
+    if dist.enabled:
+        batch = _slice_rows(batch, dist.rank, dist.world_size)
+    return _to_device(batch, device)
+
+
 def _grad_sync(model: nn.Module, raw_model: nn.Module, dist: DistInfo, fsdp: bool,
                last_micro: bool) -> contextlib.AbstractContextManager:
     """Reduce gradients across ranks on the last micro-batch of a step only (a context)."""
@@ -149,9 +168,10 @@ def _mean_over_ranks(value: torch.Tensor, dist: DistInfo) -> torch.Tensor:
     return value
 
 
-def _clip_grad_norm(model: nn.Module, max_norm: float | None) -> float:
+def _clip_grad_norm(model: nn.Module, max_norm: float | None) -> torch.Tensor:
     """Clip the gradients to a global norm of ``max_norm`` (``None``/0: leave them) and return
-    their global norm before clipping (gathered over the shards under FSDP)."""
+    their global norm before clipping (gathered over the shards under FSDP), as a 0-dim fp32
+    tensor on the device: the loop reads it together with the loss, one host sync per step."""
     if max_norm:
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     else:
@@ -159,7 +179,24 @@ def _clip_grad_norm(model: nn.Module, max_norm: float | None) -> float:
             [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]))
     if hasattr(norm, "full_tensor"):  # a DTensor under FSDP
         norm = norm.full_tensor()
-    return float(norm)
+    return norm.float()
+
+
+def _gpu_count(device: torch.device, dist: DistInfo) -> int:
+    """How many distinct GPUs the ranks train on (the world size off CUDA or in one process).
+
+    Usually one per rank, but ranks can share one (more processes than GPUs, as in
+    ``benchmarks/ddp_gpu.py``): MFU divides by GPUs. A collective: every rank gathers every
+    rank's GPU UUID (host name and index where the UUID is not available)."""
+    if not dist.enabled or device.type != "cuda":
+        return dist.world_size
+    import torch.distributed as tdist
+
+    uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
+    me = str(uuid) if uuid is not None else f"{socket.gethostname()}:{device.index}"
+    everyone: list = [None] * dist.world_size
+    tdist.all_gather_object(everyone, me)
+    return len(set(everyone))
 
 
 def _barrier(dist: DistInfo) -> None:

@@ -1,6 +1,7 @@
 """Which number format a run computes in: :func:`resolve_precision` turns ``auto`` into bf16,
-fp16 (with a GradScaler) or fp32 for the device, :func:`autocast_context` applies it, and
-:func:`fastest_precision` measures the choice on this machine instead of assuming it.
+fp16 (with a GradScaler) or fp32 for the device, :func:`autocast_context` applies it,
+:func:`fastest_precision` measures the choice on this machine instead of assuming it, and on
+CUDA the fp32 matmuls left run on TF32 tensor cores.
 """
 
 from __future__ import annotations
@@ -89,14 +90,21 @@ def fastest_precision(model: nn.Module, batch: Any, *,
 
 def autocast_context(precision: str, device: torch.device):
     """The autocast context for ``precision`` (a no-op for fp32)."""
+    if not isinstance(precision, str):
+        raise TypeError(f"precision must be a str, got {type(precision).__name__}")
+    if precision not in ("fp32", "bf16", "fp16"):  # "fp8" is not fp16; "auto": resolve it first
+        raise ValueError("precision must be 'fp32', 'bf16' or 'fp16' (resolve 'auto' with "
+                         f"resolve_precision), got {precision!r}")
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _allow_tf32(device: torch.device) -> None:
-    """TF32 matmuls and convolutions on Ampere+ GPUs (a no-op before, and on other devices)."""
+def _fast_fp32_matmuls(device: torch.device) -> None:
+    """On CUDA, let fp32 matmuls use TF32 tensor cores (Ampere+; a no-op on older GPUs):
+    ``torch.set_float32_matmul_precision("high")``, the API that replaces the legacy
+    ``torch.backends.cuda.matmul.allow_tf32`` flag (PyTorch warns when the two are mixed).
+    cuDNN convolutions use TF32 by default. Nothing changes on other devices."""
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")

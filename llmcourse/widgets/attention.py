@@ -32,6 +32,9 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from llmcourse._checks import check_int
+from llmcourse.widgets.renderer import _plotly_text
+
 __all__ = [
     "attention_entropy",
     "attention_heatmap",
@@ -67,7 +70,7 @@ def _to_array(attentions: Any, batch_index: int = 0) -> np.ndarray:
         if a.ndim != 4:
             raise ValueError("attentions must be (heads, T, S), (layers, heads, T, S) or a "
                              f"tuple of (batch, heads, T, S); got an array of shape {a.shape}")
-        return a.astype(np.float32, copy=False)
+        return _probabilities(a.astype(np.float32, copy=False))
     if not isinstance(attentions, (tuple, list)):
         raise TypeError("attentions must be a tuple/list of (batch, heads, T, S) tensors (one per "
                         f"layer) or a tensor/array, got {type(attentions).__name__}")
@@ -95,7 +98,17 @@ def _to_array(attentions: Any, batch_index: int = 0) -> np.ndarray:
             raise ValueError(f"attentions[{i}] has shape {a.shape}, attentions[0] has "
                              f"{layers[0].shape}: every layer must match")
         layers.append(a)
-    return np.stack(layers)
+    return _probabilities(np.stack(layers))
+
+
+def _probabilities(a: np.ndarray) -> np.ndarray:
+    """``a`` itself, once checked to hold attention probabilities: finite, non-negative."""
+    if not np.isfinite(a).all():
+        raise ValueError("attentions must be finite (attention probabilities), found NaN/inf")
+    if (a < -1e-6).any():
+        raise ValueError("attentions must be non-negative (attention probabilities), found "
+                         f"{float(a.min()):.3g}")
+    return a
 
 
 def _check_tokens(tokens: Any, n: int, what: str = "tokens") -> list[str]:
@@ -104,7 +117,11 @@ def _check_tokens(tokens: Any, n: int, what: str = "tokens") -> list[str]:
     if len(tokens) != n:
         raise ValueError(f"{what} has {len(tokens)} entries but the attention maps have {n} "
                          "positions")
-    return [str(t) for t in tokens]
+    for k, t in enumerate(tokens):
+        if not isinstance(t, str):
+            raise TypeError(f"{what} must be a list of strings, got {type(t).__name__} {t!r} at "
+                            f"position {k}")
+    return list(tokens)
 
 
 def _clean(t: str) -> str:
@@ -117,13 +134,15 @@ _INVISIBLE = "\u200b\u200c\u200d\u2060"  # zero-width characters
 
 
 def _unique_labels(tokens: Sequence[str]) -> list[str]:
-    """Repeated tokens get an invisible zero-width suffix (the repeat count written in base 4
-    with zero-width characters, lowest digit first, so no two counts share a suffix), so plotly
-    keeps one row per position and the labels look unchanged."""
+    """Tokens as plotly labels: whitespace made visible, plotly markup escaped (see
+    :mod:`llmcourse.widgets.renderer`), and repeated tokens given an invisible zero-width
+    suffix (the repeat count written in base 4 with zero-width characters, lowest digit first,
+    so no two counts share a suffix), so plotly keeps one row per position and the labels look
+    unchanged."""
     seen: dict[str, int] = {}
     out = []
     for t in tokens:
-        t = _clean(t)
+        t = _plotly_text(_clean(t))
         k = seen.get(t, 0)
         seen[t] = k + 1
         suffix = ""
@@ -162,6 +181,8 @@ def attention_entropy(weights: torch.Tensor | np.ndarray) -> torch.Tensor:
     if weights.dim() < 1 or not weights.is_floating_point():
         raise ValueError(f"weights must be a float tensor with at least 1 dim, got shape "
                          f"{tuple(weights.shape)} and dtype {weights.dtype}")
+    if not torch.isfinite(weights).all():
+        raise ValueError("weights must be finite (attention probabilities), found NaN/inf")
     if (weights < -1e-6).any():
         raise ValueError("weights must be non-negative (attention probabilities)")
     w = weights.clamp_min(0)
@@ -294,6 +315,8 @@ def attention_heatmap(attentions: Any, tokens: Sequence[str], layer: int = 0, he
     a = _to_array(attentions, batch_index)
     L, H, T, S = a.shape
     _check_layer_head(a, layer, head)
+    if height is not None:
+        check_int("height", height, min=1)
     ylab = _unique_labels(_check_tokens(tokens, T))
     xlab = ylab if key_tokens is None else _unique_labels(_check_tokens(key_tokens, S,
                                                                         "key_tokens"))
@@ -390,7 +413,8 @@ def _pool(a: np.ndarray, tokens: list[str], max_tokens: int) -> tuple[np.ndarray
     p = p.reshape(*a.shape[:2], n, b, n, b).sum(-1)  # keys: total weight of the block
     counts = np.minimum(b, T - np.arange(n) * b)
     p = p.sum(-2) / counts[None, None, :, None]  # queries: mean over the block
-    labels = [f"{i * b}–{min(T, (i + 1) * b) - 1}:{_clean(tokens[i * b])}…" for i in range(n)]
+    labels = [f"{i * b}–{min(T, (i + 1) * b) - 1}:{_plotly_text(_clean(tokens[i * b]))}…"
+              for i in range(n)]
     return p.astype(np.float32), labels
 
 
@@ -405,13 +429,15 @@ def model_view(attentions: Any, tokens: Sequence[str], *, batch_index: int = 0,
     a = _to_array(attentions, batch_index)
     L, H, T, S = a.shape
     if T != S:
-        raise ValueError(f"model_view needs self-attention maps (T == S), got T={T}, S={S}")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 2:
-        raise ValueError(f"max_tokens must be an int >= 2, got {max_tokens!r}")
+        raise ValueError(f"model_view needs self-attention maps (T == S): attentions have T={T}, "
+                         f"S={S}")
+    check_int("max_tokens", max_tokens, min=2)
+    check_int("cell_px", cell_px, min=1)
     toks = _check_tokens(tokens, T)
     ent = _head_entropies(a)
     a, toks = _pool(a, toks, max_tokens)
-    lab = toks if len(toks) != T else [f"{i}:{_clean(t)}" for i, t in enumerate(toks)]
+    lab = toks if len(toks) != T else [f"{i}:{_plotly_text(_clean(t))}"
+                                       for i, t in enumerate(toks)]
     pct = _percent(a)
     gap = 0.012
     w, hgt = (1 - gap * (H - 1)) / H, (1 - gap * 4 * (L - 1)) / L

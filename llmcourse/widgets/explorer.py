@@ -9,6 +9,7 @@ figure is redrawn as a plain ``go.Figure`` inside an ``Output`` widget.
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -30,7 +31,9 @@ __all__ = ["AttentionExplorer", "attention_explorer"]
 
 def _run_model(model: Any, tokenizer: Any, text: str) -> tuple[tuple, list[str]]:
     """Attention maps and tokens for ``text``, from our GPT or a Hugging Face model."""
-    if not isinstance(text, str) or not text:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if not text:
         raise ValueError(f"text must be a non-empty string, got {text!r}")
     device = next(model.parameters()).device
     was_training = model.training
@@ -157,10 +160,11 @@ class AttentionExplorer:
         shapes = []
         msg = (f"<b>layer {self.layer.value} · head {self.head.value}</b> — mean entropy "
                f"{ent:.2f} nats (uniform over {w.shape[1]} keys: {math.log(w.shape[1]):.2f})")
-        if q >= 0:
+        if q >= 0:  # token text goes into HTML: escaped, so a token is never markup
             top = np.argsort(-w[q])[:3]
-            msg += f"<br>query <code>{self.tokens[q]}</code> → " + ", ".join(
-                f"<code>{self.tokens[j]}</code> {w[q, j]:.2f}" for j in top)
+            code = [f"<code>{html.escape(self.tokens[j], quote=False)}</code>" for j in top]
+            msg += (f"<br>query <code>{html.escape(self.tokens[q], quote=False)}</code> → "
+                    + ", ".join(f"{c} {w[q, j]:.2f}" for c, j in zip(code, top)))
             shapes = [dict(type="rect", xref="paper", x0=0, x1=1, yref="y", y0=q - 0.5,
                            y1=q + 0.5, line=dict(color="#d62728", width=2))]
         self.info.value = msg

@@ -17,6 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from llmcourse._checks import check_int
+from llmcourse.widgets.renderer import _plotly_text
+
 __all__ = ["NextTokenWidget", "show_token"]
 
 _VISIBLE = {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -46,16 +49,23 @@ class NextTokenWidget:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
-        if not isinstance(models, Mapping) or not models:
+        if not isinstance(models, Mapping):
+            raise TypeError("models must be a mapping name -> function(prefix) -> probs, got "
+                            f"{type(models).__name__}")
+        if not models:
             raise ValueError("models must be a non-empty mapping name -> function(prefix) -> probs")
         for name, fn in models.items():
             if not callable(fn):
                 raise TypeError(f"models[{name!r}] must be callable, got {type(fn).__name__}")
+        if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
+            raise TypeError("labels must be a sequence of str (one per token id), got "
+                            f"{type(labels).__name__}")
         labels = list(labels)
-        if not labels or not all(isinstance(s, str) for s in labels):
+        if not all(isinstance(s, str) for s in labels):
+            raise TypeError("labels must be a sequence of str (one per token id)")
+        if not labels:
             raise ValueError("labels must be a non-empty sequence of str (one per token id)")
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= len(labels):
-            raise ValueError(f"top_k must be an int in [1, {len(labels)}], got {top_k!r}")
+        check_int("top_k", top_k, min=1, max=len(labels))
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
         self.models = dict(models)
@@ -98,7 +108,7 @@ class NextTokenWidget:
                                                                        top.indices.tolist())]
         with self.fig.batch_update():
             for trace, name in zip(self.fig.data, self.models):
-                trace.x = [show_token(t) for t, _ in result[name]]
+                trace.x = [_plotly_text(show_token(t)) for t, _ in result[name]]
                 trace.y = [p for _, p in result[name]]
         self.status.value = f"next token after <code>{html.escape(show_token(prefix[-40:])) or '(empty)'}</code>"
         self.last = result

@@ -41,6 +41,9 @@ class ScalingCalculator:
     """
 
     def __init__(self, model: str = "Llama-2-7B", *, gpu: str = "A100") -> None:
+        if not isinstance(model, str):
+            raise TypeError(f"model must be a str, one of {', '.join(PRESETS)}; got "
+                            f"{type(model).__name__}")
         if model not in PRESETS:
             raise ValueError(f"model must be one of {', '.join(PRESETS)}, got {model!r}")
         gpu = gpu_key(gpu)  # "H100" → "H100-SXM"; an unknown name raises listing the valid ones

@@ -37,11 +37,18 @@ def _empty_figure() -> go.Figure:
     return fig
 
 
+def _check_record(name: str, r: object) -> dict:
+    if not isinstance(r, dict):
+        raise TypeError(f"{name} must be a dict with a 'step' (a metrics record), got "
+                        f"{type(r).__name__} {r!r}")
+    if "step" not in r:
+        raise ValueError(f"{name} must be a dict with a 'step' (a metrics record), got {r!r}")
+    return r
+
+
 def _columns(records: Iterable[dict]) -> dict[str, tuple[list, list]]:
     cols: dict[str, tuple[list, list]] = {name: ([], []) for name in TRACES}
     for r in records:
-        if not isinstance(r, dict) or "step" not in r:
-            raise ValueError(f"each metrics record must be a dict with a 'step', got {r!r}")
         if r.get("kind", "train") == "eval" or "val_loss" in r:
             if r.get("val_loss") is not None:
                 cols["val loss"][0].append(r["step"])
@@ -62,10 +69,10 @@ def figure_from_metrics(source: str | os.PathLike | Iterable[dict]) -> go.Figure
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
-            raise ValueError(f"no run directory or metrics file at {str(path)!r}")
+            raise ValueError(f"no run directory or metrics file at source {str(path)!r}")
         records = read_metrics(path)
     elif isinstance(source, Iterable):
-        records = list(source)
+        records = [_check_record(f"source[{k}]", r) for k, r in enumerate(source)]
     else:
         raise TypeError(f"source must be a path or a list of records, got {type(source).__name__}")
     fig = _empty_figure()
@@ -82,6 +89,9 @@ class Dashboard:
     """
 
     def __init__(self, records: Iterable[dict] = ()) -> None:
+        if isinstance(records, (str, bytes, dict)) or not isinstance(records, Iterable):
+            raise TypeError("records must be a list of metrics records (dicts), got "
+                            f"{type(records).__name__}")
         self.records: list[dict] = []
         self._widget = None
         for r in records:
@@ -95,9 +105,7 @@ class Dashboard:
 
     def update(self, record: dict) -> None:
         """Add one record (and redraw the widget if it is shown)."""
-        if not isinstance(record, dict) or "step" not in record:
-            raise ValueError(f"record must be a dict with a 'step', got {record!r}")
-        self.records.append(record)
+        self.records.append(_check_record("record", record))
         if self._widget is not None:
             cols = _columns(self.records)
             with self._widget.batch_update():
