@@ -15,7 +15,7 @@ NOTEBOOKS := $(sort $(wildcard chapters/[0-9][0-9]_*.ipynb))
 PIP_INSTALL := $(PY) -m pip install -q --no-compile
 export PYTHONHASHSEED := 0
 
-.PHONY: lab test notebooks lint assets install install-lab clean
+.PHONY: lab test notebooks book lint assets install install-lab clean
 
 # A torch already importable by $(PYTHON) (Colab's, yours) is kept: the environment sees it.
 $(PY):
@@ -58,6 +58,11 @@ notebooks: $(STAMP)
 	$(VENV)/bin/jupytext --sync chapters/[0-9][0-9]_*.py
 	LLMCOURSE_PROFILE=$(PROFILE) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.store_widget_state=False --ExecutePreprocessor.timeout=900 $(NOTEBOOKS)
+
+# The course as a static website (_build/book): the executed chapters with their stored outputs
+# (nothing re-run), plotly.js and MathJax bundled (no CDN), the README chapter table as home page.
+book: $(STAMP)
+	$(PY) tools/build_book.py --out _build/book
 
 # Figures in assets/ are made by the project: the real-browser test's screenshot of the widgets.
 assets: $(STAMP)
