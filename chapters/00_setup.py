@@ -33,16 +33,16 @@
 # it does nothing: you installed it with `make lab`). Then it seeds every random number
 # generator, picks the device and the profile, and quiets library logging.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["hide-input"]
 import sys
 
 if "google.colab" in sys.modules:  # on Colab only: install the course package
     import subprocess
 
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse"], check=True)
+                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse@v0.2.0"], check=True)
 
+# %% tags=["nbval-ignore-output"]
 import llmcourse
 
 device, prof = llmcourse.setup(seed=0)
@@ -54,9 +54,9 @@ print(llmcourse.env_report())
 # | Chapter | What you learn | Helper module |
 # |---|---|---|
 # | 00 setup | environment, profiles, checks, exercises | `llmcourse.env`, `llmcourse.profiles` |
-# | 01 language models | probability of text, n-grams, perplexity, a neural bigram, an LSTM | `llmcourse.ngram`, `llmcourse.lm_widgets` |
+# | 01 language models | probability of text, n-grams, perplexity, a neural bigram, an LSTM | `llmcourse.ngram`, `llmcourse.widgets` |
 # | 02 tokens and embeddings | BPE from scratch, real tokenizers, embeddings, positions (RoPE) | `llmcourse.tokenizers` |
-# | 03 attention | dot-product attention, masks, heads, attention in a real model | `llmcourse.attention`, `llmcourse.viz` |
+# | 03 attention | dot-product attention, masks, heads, attention in a real model | `llmcourse.attention`, `llmcourse.widgets` |
 # | 04 transformer and GPT | blocks, parameter and FLOP counts, GPT-2 equivalence, sampling | `llmcourse.model` |
 # | 05 cross-entropy and optimisation | the loss, its gradient, SGD → AdamW | `llmcourse.model` |
 # | 06 pretraining | a real training loop: mixed precision, checkpoints, resume, MFU | `llmcourse.train` |
@@ -90,8 +90,7 @@ assert llmcourse.get_device("cpu").type == "cpu"
 # The default is `gpu` when CUDA is present, else `cpu`. A profile is a frozen dataclass: its
 # sizes are read, never changed by a chapter.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(prof)
 
 # %%
@@ -109,7 +108,6 @@ assert llmcourse.profile("ci").pick(ci=1, cpu=2, gpu=3) == 1
 # is *meant* to fail (nbval checks that it does):
 
 # %% tags=["raises-exception"]
-# NBVAL_RAISES_EXCEPTION
 llmcourse.profile("tpu")
 
 # %% [markdown]
@@ -134,8 +132,7 @@ assert abs(len(val_text) / len(text) - 0.1) < 1e-3
 # The exact text depends a little on your Python version, so we do not print its length in a
 # checked output. Here is a glimpse (this cell's output is not compared):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"{len(text):,} characters; it starts:\n")
 print(text[:300])
 
@@ -147,8 +144,9 @@ print(text[:300])
 #
 # 1. **Numbers that teach something are asserted**, not just printed: a loss below a bound, two
 #    implementations equal to `1e-5`, a round trip exact. A test that cannot fail is a defect.
-# 2. Outputs that legitimately vary (timings, training curves, versions) live in cells marked
-#    `# NBVAL_IGNORE_OUTPUT`, followed by a cell that asserts the property that matters.
+# 2. Outputs that legitimately vary (timings, training curves, versions) live in cells tagged
+#    `nbval-ignore-output` (a cell tag: JupyterLab shows it in the property inspector, not in the
+#    code), followed by a cell that asserts the property that matters.
 #
 # For instance, softmax over *equal* scores is uniform — whatever some tutorials print:
 

@@ -29,16 +29,16 @@
 #
 # **Prerequisites:** chapter 00; Python, a little PyTorch (tensors, `nn.Module`).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["hide-input"]
 import sys
 
 if "google.colab" in sys.modules:  # on Colab only: install the course package
     import subprocess
 
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse"], check=True)
+                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse@v0.2.0"], check=True)
 
+# %% tags=["nbval-ignore-output"]
 import math
 import time
 
@@ -151,8 +151,7 @@ assert math.isclose(lp_fwd, float(smoothed.log_probs(tok.encode(s_fwd)).sum()), 
 # pair was seen α extra times: $P(b \mid a) = (\text{count}(a,b) + α) / (\text{count}(a) + αV)$.
 # More context (trigram) fits better but sees more unseen combinations, so it needs smoothing more.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 results = {}
 for order in (1, 2, 3):
     for alpha in (0.0, 0.01, 0.1, 1.0):
@@ -176,8 +175,7 @@ bigram_ppl = bigram.perplexity(val_ids)
 # append it, repeat. The bigram's text has the right letters and spacing but no words; the trigram
 # starts to spell (the output depends on the corpus version, so it is not compared):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 g = torch.Generator().manual_seed(0)
 for name, lm in (("bigram", bigram), ("trigram", trigram)):
     start = tok.encode("The ")
@@ -245,7 +243,7 @@ assert gap < 0.01
 # The bigram forgets everything but the last character. A recurrent network carries a state
 # along the sequence. The classic PyTorch recipe is `Embedding → LSTM → Linear`; two details matter:
 # `batch_first=True` (tensors are `(batch, time, features)`), and targets are the inputs **shifted
-# by one** — exactly what `llmcourse.batching.get_batch` returns.
+# by one** — exactly what `llmcourse.data.get_batch` returns.
 
 # %%
 class LSTMLanguageModel(nn.Module):
@@ -297,8 +295,7 @@ def lstm_nll(ids: torch.Tensor, block_size: int = 256) -> float:
 
 lstm_ppl = math.exp(lstm_nll(val_ids))
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"{steps} steps in {train_seconds:.0f} s; held-out perplexity: LSTM {lstm_ppl:.2f}, "
       f"bigram {bigram_ppl:.2f}, trigram {trigram.perplexity(val_ids):.2f}")
 go.Figure(go.Scatter(y=losses, mode="lines")).update_layout(
@@ -394,8 +391,7 @@ assert torch.allclose(loss_masked, manual)
 acc_both = (log_p_both.argmax(-1) == ids[pos]).float().mean().item()
 acc_left = (log_p_left.argmax(-1) == ids[pos]).float().mean().item()
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"accuracy on masked characters: both neighbours {acc_both:.0%}, left neighbour only {acc_left:.0%}")
 
 # %%

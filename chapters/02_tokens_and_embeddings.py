@@ -30,16 +30,16 @@
 #
 # **Prerequisites:** chapter 01.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["hide-input"]
 import sys
 
 if "google.colab" in sys.modules:  # on Colab only: install the course package
     import subprocess
 
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse"], check=True)
+                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse@v0.2.0"], check=True)
 
+# %% tags=["nbval-ignore-output"]
 import math
 import time
 from collections import Counter
@@ -71,8 +71,7 @@ words_val = val_text.split()
 oov = sum(w not in words_train for w in words_val) / len(words_val)
 chars = CharTokenizer.train(train_text)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"characters: vocabulary {chars.vocab_size}, {len(train_text):,} tokens")
 print(f"words:      vocabulary {len(words_train):,}, {sum(words_train.values()):,} tokens, "
       f"{oov:.1%} of held-out words never seen in training")
@@ -137,8 +136,7 @@ bpe = BPETokenizer.train(train_text, vocab_size=512)
 bpe_seconds = time.perf_counter() - t0
 learned = [bpe.token_bytes(i).decode("utf-8", errors="replace") for i in range(256, 512)]
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"trained in {bpe_seconds:.2f} s; first merges: {learned[:12]}")
 print(f"some later ones: {learned[-12:]}")
 
@@ -178,7 +176,6 @@ assert reloaded == bpe and reloaded.encode(unseen) == ids
 # Decoding an id that does not exist is an error, not silent garbage:
 
 # %% tags=["raises-exception"]
-# NBVAL_RAISES_EXCEPTION
 bpe.decode([65, 512])
 
 # %% [markdown]
@@ -206,8 +203,7 @@ n_hf = len(hf.encode(val_text).ids)
 hf_encode = time.perf_counter() - t0
 n_chars = len(val_text)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"{'':14}{'train':>9}{'encode':>10}{'chars/token (held out)':>25}")
 print(f"{'from scratch':14}{bpe_seconds:>8.2f}s{ours_encode:>9.3f}s{n_chars / n_ours:>25.3f}")
 print(f"{'tokenizers':14}{hf_seconds:>8.2f}s{hf_encode:>9.3f}s{n_chars / n_hf:>25.3f}")

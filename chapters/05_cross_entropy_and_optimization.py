@@ -29,16 +29,16 @@
 #
 # **Prerequisites:** chapter 04 (a GPT outputs logits for the next token).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["hide-input"]
 import sys
 
 if "google.colab" in sys.modules:  # on Colab only: install the course package
     import subprocess
 
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse"], check=True)
+                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse@v0.2.0"], check=True)
 
+# %% tags=["nbval-ignore-output"]
 import llmcourse
 
 device, prof = llmcourse.setup(seed=0)

@@ -29,16 +29,16 @@
 # **Prerequisites:** chapters 04 (the GPT, its parameter and FLOP counts) and 06 (a training
 # loop, mixed precision, MFU). Everything here runs on a CPU.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["hide-input"]
 import sys
 
 if "google.colab" in sys.modules:  # on Colab only: install the course package
     import subprocess
 
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse"], check=True)
+                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse@v0.2.0"], check=True)
 
+# %% tags=["nbval-ignore-output"]
 import llmcourse
 
 device, prof = llmcourse.setup(seed=0)
@@ -206,8 +206,7 @@ print("same gradients with and without checkpointing: True")
 # attention is PyTorch's fused `scaled_dot_product_attention`, which never stores the T×T
 # score matrix — that is "selective recomputation" by design (it is what FlashAttention does):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 kw = dict(seq_len=T, micro_batch=B, d_model=cfg.n_embd, n_heads=cfg.n_head)
 formula = {r: 2 * cfg.n_layer * activation_bytes_per_layer(**kw, recompute=r) for r in strategies}
 print(f"measured, no checkpointing: {plain / 1e6:6.2f} MB   formula selective: "
@@ -229,8 +228,7 @@ assert plain > 5 * ckpt  # …and checkpointing saves a lot
 # mmap threshold switched off, so freed buffers really go back to the OS and the reading is the
 # same on every run).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 import sys
 
 from llmcourse.scaling import peak_rss_of_training_step
@@ -317,8 +315,7 @@ for gpu in ("A100", "H100", "H200"):
 # show memory per GPU against the card's capacity, and the text the time and cost.
 # (On a static page the controls do not move — run the notebook.)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 from llmcourse.widgets import ScalingCalculator
 
 calc = ScalingCalculator("Llama-2-7B", gpu="A100")
@@ -409,8 +406,7 @@ torch.set_num_threads(1)  # tiny models: one thread is as fast and never oversub
 runs = [train_tiny(w) for w in SL_WIDTHS]
 torch.set_num_threads(threads)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 from llmcourse.scaling import fit_power_law
 
 params, losses = zip(*runs)
@@ -474,8 +470,7 @@ print("replicas identical after training:", ddp["max_diff_between_ranks"] == 0.0
 print("equal to one process on the full batch (max |Δ| < 1e-4):",
       ddp["max_diff_vs_single_process"] < 1e-4)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print("DDP losses:   ", [round(x, 4) for x in ddp["ddp_losses"]])
 print("single losses:", [round(x, 4) for x in ddp["single_losses"]])
 print(f"max |Δparam| vs one process: {ddp['max_diff_vs_single_process']:.1e}")

@@ -27,16 +27,16 @@
 #
 # **Prerequisites:** chapters 04 (our GPT) and 06 (the training engine).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["hide-input"]
 import sys
 
 if "google.colab" in sys.modules:  # on Colab only: install the course package
     import subprocess
 
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse"], check=True)
+                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse@v0.2.0"], check=True)
 
+# %% tags=["nbval-ignore-output"]
 import llmcourse
 
 device, prof = llmcourse.setup(seed=0)
@@ -57,8 +57,7 @@ print(llmcourse.env_report())
 # them and the rest of the chapter runs on them (give it the `gpu` profile; its asserts are
 # calibrated on the offline data set).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 from llmcourse.finetune import instruction_pairs, load_text_classification
 
 DATASET = "stdlib-families"  # online: "sst2" or "imdb"
@@ -141,8 +140,7 @@ probe = LogisticRegression(C=1, max_iter=3000).fit(emb["train"].numpy(), ytr)
 probe_pred = probe.predict(emb["test"].numpy()).tolist()
 scores["frozen probe"] = (ev.accuracy(yte, probe_pred), ev.precision_recall_f1(yte, probe_pred)[2])
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"embeddings in {time.time() - t0:.0f} s")
 for name, (acc, f1) in scores.items():
     print(f"{name:>14}: accuracy {acc:.3f}, macro-F1 {f1:.3f}")
@@ -235,8 +233,7 @@ ft_probs = predict(full)
 ft_pred = ft_probs.argmax(-1).tolist()
 scores["full fine-tune"] = (ev.accuracy(yte, ft_pred), ev.precision_recall_f1(yte, ft_pred)[2])
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"{steps} steps of 32 in {ft_time:.0f} s")
 for name, (acc, f1) in scores.items():
     print(f"{name:>14}: accuracy {acc:.3f}, macro-F1 {f1:.3f}")
@@ -256,8 +253,7 @@ assert changed >= 5  # fine-tuning moved the decisions, not only the loss
 # 0.8 is about 2.7 points. The right check for two models on the same test set is paired:
 # count the texts only one of them gets right (McNemar's test):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 from scipy.stats import binomtest
 
 print(f"fine-tuning changed {changed} of {len(yte)} test predictions of the probe")
@@ -340,8 +336,7 @@ for draw in range(3):
         del model
     few.append((few_bow, few_probe, few_ft))
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for draw, (a, b_, c) in enumerate(few):
     ft = f"{c:.3f}" if c is not None else "—"
     print(f"draw {draw}, {K} labels per family: bag of words {a:.3f} | probe {b_:.3f} | "
@@ -450,8 +445,7 @@ Trainer(lora_model, lcfg, train_data=get_batch).fit()
 lora_pred = predict(lora_model).argmax(-1).tolist()
 scores["LoRA"] = (ev.accuracy(yte, lora_pred), ev.precision_recall_f1(yte, lora_pred)[2])
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for name, (acc, f1) in scores.items():
     print(f"{name:>14}: accuracy {acc:.3f}, macro-F1 {f1:.3f}")
 
@@ -493,8 +487,7 @@ hf_model.eval()
 with torch.no_grad():
     after = hf_model(**{k: v.to(hf_model.device) for k, v in fixed.items()}).loss.item()
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"HF Trainer: loss on a fixed batch {before:.3f} -> {after:.3f}")
 
 # %%
@@ -570,8 +563,7 @@ with torch.no_grad():
     gpt_pred = gpt_clf(xb, lb)[0].argmax(-1).tolist()
 scores["our GPT, last token"] = (ev.accuracy(yte, gpt_pred), ev.precision_recall_f1(yte, gpt_pred)[2])
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for name, (acc, f1) in scores.items():
     print(f"{name:>20}: accuracy {acc:.3f}, macro-F1 {f1:.3f}")
 
@@ -659,8 +651,7 @@ scfg = TrainConfig(max_steps=prof.pick(ci=300, cpu=600, gpu=4000), lr=1e-3, warm
 Trainer(sft, scfg, train_data=sft_batch).fit()
 loss_after = response_loss(sft)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"response loss on held-out pairs: {loss_before:.2f} -> {loss_after:.2f} nats/byte")
 for q, b in zip(questions, before_answers):
     print(f"\n{q}\n  before SFT: {b!r}\n  after SFT:  {answer(sft, q)!r}")

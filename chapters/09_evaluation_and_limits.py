@@ -27,16 +27,16 @@
 #
 # **Prerequisites:** chapters 01 (perplexity), 04 (our GPT), 08 (the docstring data set).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["hide-input"]
 import sys
 
 if "google.colab" in sys.modules:  # on Colab only: install the course package
     import subprocess
 
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse"], check=True)
+                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse@v0.2.0"], check=True)
 
+# %% tags=["nbval-ignore-output"]
 import llmcourse
 
 device, prof = llmcourse.setup(seed=0)
@@ -50,8 +50,7 @@ print(llmcourse.env_report())
 # bag of words with logistic regression trains in a second, and gives us labels *and*
 # probabilities. Its data card first:
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 import numpy as np
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -92,8 +91,7 @@ for avg in ("macro", "micro"):
     assert np.allclose(ours, ref, atol=1e-12), (avg, ours, ref)
 print("confusion matrix, accuracy, P/R/F1 (macro, micro): equal to scikit-learn")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 acc = ev.accuracy(yte, pred)
 p, r, f1 = ev.precision_recall_f1(yte, pred)
 print(f"test accuracy {acc:.3f}, macro precision {p:.3f}, recall {r:.3f}, F1 {f1:.3f}")
@@ -129,8 +127,7 @@ fig.update_layout(title="Reliability diagram (TF-IDF + logistic regression, test
 assert abs(float(bins["count"].sum()) - len(yte)) < 1e-9 and 0 <= ece <= 1
 fig
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"ECE = {ece:.3f}; mean confidence {float(probs.max(1).values.mean()):.3f}, accuracy {acc:.3f}")
 
 # %% [markdown]
@@ -173,8 +170,7 @@ right_leaky = np.array(pred_leaky) == np.array(yte)
 # the check that finds a leak: exact matches of normalised texts between train and test
 found = {normalise(t) for t in leaky_train} & {normalise(t) for t in test_texts}
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"planted {len(leaked)} of {len(yte)} test texts in the training set; the overlap check "
       f"finds {len(found)}")
 print(f"on the leaked texts:  clean model {right_clean[is_leaked].mean():.3f}, "
@@ -208,8 +204,7 @@ for _ in range(20):  # 20 "ideas": random feature subsets and regularisations
 val_scores, test_scores = np.array(trials).T
 best = int(val_scores.argmax())
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"best of 20 on validation: {val_scores[best]:.3f}; the same model on test: "
       f"{test_scores[best]:.3f}; mean test of all 20: {test_scores.mean():.3f}")
 
@@ -281,8 +276,7 @@ for _ in range(steps):
     opt.step()
 gpt = gpt.eval()
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"corpus: {len(text):,} characters; {len(data):,} training bytes (with ONCE), "
       f"{len(heldout_text):,} held out")
 print(f"{steps} steps in {time.time() - t0:.0f} s, last training loss {loss.item():.2f} nats/byte")
@@ -299,8 +293,7 @@ early, late = both & (pos < 8), both & (pos >= T // 2)
 gap_early = float((per_token[T] - per_token[T // 2])[early].mean())
 gap_late = float((per_token[T] - per_token[T // 2])[late].mean())
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"the same {int(both.sum())} tokens scored both ways:")
 for stride in (T, T // 2):
     kind = "non-overlapping chunks" if stride == T else f"sliding window, stride {stride}"
@@ -360,8 +353,7 @@ for secret, k in prefixes.items():
     outs[secret] = bytes(ev.greedy_continue(gpt, encode(secret[:k]), len(secret) - k)).decode(
         "utf-8", errors="replace")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for secret, k in prefixes.items():
     print(f"{secret[:k]!r} -> {outs[secret]!r}   (extraction rate {rates[secret]:.2f})")
 
@@ -413,8 +405,7 @@ X, Y, A, B = (templated(w) for w in (flowers, insects, pleasant, unpleasant))
 d = ev.weat_effect_size(X, Y, A, B)
 p_value = ev.weat_permutation_p(X, Y, A, B, n_permutations=2000)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"flowers vs insects, pleasant vs unpleasant: effect size {d:.2f}, p = {p_value:.4f}")
 
 # %%
@@ -468,8 +459,7 @@ rank_gxi = gxi[content].argsort(descending=True)
 top_att = [tokens[content[i]] for i in rank_att[:3]]
 top_gxi = [tokens[content[i]] for i in rank_gxi[:3]]
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"[CLS] + [SEP] receive {sink_share:.0%} of all attention ({len(special)} of {len(tokens)} tokens)")
 print("top tokens by attention received:", top_att)
 print("top tokens by gradient × input:  ", top_gxi)

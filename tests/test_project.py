@@ -151,3 +151,21 @@ def test_package_map_names_every_chapter_module_and_real_tests():
             importlib.import_module(f"llmcourse.{dotted}")
         for test in re.findall(r"\b(test_\w+)", rows[ch]):
             assert (ROOT / "tests" / f"{test}.py").exists(), f"{ch}: {test}.py does not exist"
+
+
+def test_chapter_cells_are_clean_and_the_colab_install_is_pinned():
+    """No `# NBVAL_` marker as a cell's first line (cell tags instead), and every chapter's Colab
+    install pins the release tag that matches pyproject's version."""
+    import jupytext
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    pin = f"git+https://github.com/llmcourse/llmcourse@v{version}\""
+    for py in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.py")):
+        cells = jupytext.read(py).cells
+        for cell in cells:
+            first = cell.source.lstrip().split("\n", 1)[0]
+            assert not first.startswith("# NBVAL_"), f"{py.name}: {first!r} (use a cell tag)"
+        installs = [c for c in cells if "google.colab" in c.source]
+        assert installs and all(pin in c.source for c in installs), f"{py.name}: unpinned install"
+        assert all("hide-input" in c.metadata.get("tags", []) for c in installs), py.name
+    assert pin in (ROOT / "README.md").read_text()
