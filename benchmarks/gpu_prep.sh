@@ -10,7 +10,7 @@
 # and check that the tree that travels stays under the device's 64 MiB.
 #
 #   bash benchmarks/gpu_prep.sh            # then make the run call of GPU_CHECK.md
-#   GPU_PREP_NO_MINILM=1 bash benchmarks/gpu_prep.sh   # leave MiniLM out (chapters 02 03 08 09 fail)
+#   GPU_PREP_NO_MINILM=1 bash benchmarks/gpu_prep.sh   # leave MiniLM out (chapters 02 03 09 11 fail)
 #   GPU_PREP_WHEELS=other.txt ...  another requirements file (default benchmarks/gpu_wheels.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."

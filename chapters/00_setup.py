@@ -58,11 +58,11 @@ print(llmcourse.env_report())
 # | 02 tokens and embeddings | BPE from scratch, real tokenizers, embeddings, positions (RoPE) | `llmcourse.tokenizers` |
 # | 03 attention | dot-product attention, masks, heads, attention in a real model | `llmcourse.attention`, `llmcourse.widgets` |
 # | 04 transformer and GPT | blocks, parameter and FLOP counts, GPT-2 equivalence, sampling | `llmcourse.model` |
-# | 05 cross-entropy and optimisation | the loss, its gradient, SGD → AdamW | `llmcourse.model` |
-# | 06 pretraining | a real training loop: mixed precision, checkpoints, resume, MFU | `llmcourse.train` |
-# | 07 scaling to 7B | memory, FLOPs, GPU-hours, ZeRO, scaling laws | `llmcourse.scaling` |
-# | 08 fine-tuning | a real pretrained encoder, LoRA, instruction tuning | `llmcourse.finetune` |
-# | 09 evaluation and limits | metrics done right, calibration, bias, memorisation | `llmcourse.evaluate` |
+# | 06 cross-entropy and optimisation | the loss, its gradient, SGD → AdamW | `llmcourse.model` |
+# | 07 pretraining | a real training loop: mixed precision, checkpoints, resume, MFU | `llmcourse.train` |
+# | 08 scaling to 7B | memory, FLOPs, GPU-hours, ZeRO, scaling laws | `llmcourse.scaling` |
+# | 09 fine-tuning | a real pretrained encoder, LoRA, instruction tuning | `llmcourse.finetune` |
+# | 11 evaluation and limits | metrics done right, calibration, bias, memorisation | `llmcourse.evaluate` |
 #
 # Read them in order: each chapter uses what the previous ones built.
 

@@ -15,14 +15,14 @@ Map: chapter → the modules it imports → their tests. A module ``m`` is teste
     03 attention              attention, model, tokenizers, widgets.attention, widgets.explorer,
                               widgets.renderer [test_viz; in a browser: test_browser]
     04 transformer and GPT    model, data.corpora [test_data]
-    05 cross-entropy, optim.  exercises.loss (the rest is plain torch)
-    06 pretraining            train.* [test_train; DDP/FSDP: test_ddp], data.corpora [test_data],
+    06 cross-entropy, optim.  exercises.loss (the rest is plain torch)
+    07 pretraining            train.* [test_train; DDP/FSDP: test_ddp], data.corpora [test_data],
                               data.packing [test_packing], pretrain, hardware, model,
                               widgets.training_dashboard [test_dashboard]
-    07 scaling to 7B          scaling, widgets.scaling_calculator [test_scaling], ddp_demo, model,
+    08 scaling to 7B          scaling, widgets.scaling_calculator [test_scaling], ddp_demo, model,
                               data.corpora [test_data]
-    08 fine-tuning            finetune, evaluate, train, model, data.corpora [test_data]
-    09 evaluation and limits  evaluate, finetune, model, data.corpora [test_data]
+    09 fine-tuning            finetune, evaluate, train, model, data.corpora [test_data]
+    11 evaluation and limits  evaluate, finetune, model, data.corpora [test_data]
 
 Subpackages: ``train`` (the training engine: loop, config, batches, precision, distributed,
 metrics, checkpoint), ``data`` (corpora → token ids → batches), ``widgets`` (notebook figures

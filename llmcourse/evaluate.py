@@ -1,6 +1,6 @@
 """Evaluation from scratch: classification metrics, perplexity, BLEU, calibration, probes.
 
-Every function here is short enough to read, and chapter 09 compares each one with the
+Every function here is short enough to read, and chapter 11 compares each one with the
 library everybody uses (scikit-learn, sacrebleu).
 """
 

@@ -602,7 +602,7 @@ def test_every_chapter_page_shows_a_figure_in_a_browser(served_book, tmp_path):
         assert s["undrawn"] == 0, f"{name}: plotly divs not drawn: {s}"
         assert s["mathErrors"] == 0, f"{name}: MathJax errors: {s}"
     if book.mathjax:
-        assert seen["05_cross_entropy_and_optimization.html"]["math"] > 0
+        assert seen["06_cross_entropy_and_optimization.html"]["math"] > 0
     lacking = [n for n in book.figures if not (seen[n]["plots"] + seen[n]["images"]
                                                + seen[n]["svgs"])]
     assert lacking == [], f"chapter pages without a visible figure: {lacking}\n{report}"

@@ -3,8 +3,8 @@
 * ``corpora``: the texts the course trains on, offline first (:func:`load_corpus`,
   :func:`stdlib_docstrings`, :func:`train_val_split`).
 * ``batching``: a stream of token ids → ``(x, y)`` pairs shifted by one (:func:`make_blocks`,
-  :func:`get_batch`), as chapters 01–05 use them.
-* ``packing``: the pretraining pipeline of chapter 06 and ``python -m llmcourse.pretrain``: a BPE
+  :func:`get_batch`), as chapters 01–06 use them.
+* ``packing``: the pretraining pipeline of chapter 07 and ``python -m llmcourse.pretrain``: a BPE
   tokenizer, batched tokenisation and packing, a memory-mapped token file, and the
   deterministic ``get_batch(generator)`` the :class:`llmcourse.train.Trainer` resumes exactly.
 """

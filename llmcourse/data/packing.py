@@ -1,7 +1,7 @@
 """Pretraining data: a tokenizer, ``datasets``-based tokenisation, packing, a memory-mapped token
 file and deterministic batches.
 
-The pipeline of chapter 06 and ``python -m llmcourse.pretrain``::
+The pipeline of chapter 07 and ``python -m llmcourse.pretrain``::
 
     tok = train_bpe(text, vocab_size=2048)                  # byte-level BPE (HF tokenizers)
     ids = tokenize_dataset(texts, tok)                       # datasets.Dataset, batched map

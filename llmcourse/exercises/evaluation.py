@@ -1,4 +1,4 @@
-"""Checkers for chapter 09 (evaluation): macro-F1 and expected calibration error."""
+"""Checkers for chapter 11 (evaluation): macro-F1 and expected calibration error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Checkers for chapter 08 (fine-tuning): SFT label masking."""
+"""Checkers for chapter 09 (fine-tuning): SFT label masking."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Checkers for chapter 05 (cross-entropy and optimisation)."""
+"""Checkers for chapter 06 (cross-entropy and optimisation)."""
 
 from __future__ import annotations
 

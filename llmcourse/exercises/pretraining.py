@@ -1,4 +1,4 @@
-"""Checkers for chapter 06 (pretraining): a learning-rate schedule and packing into blocks."""
+"""Checkers for chapter 07 (pretraining): a learning-rate schedule and packing into blocks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Checkers for chapter 07 (scaling to 7B): model-state memory under ZeRO, GPU-hours."""
+"""Checkers for chapter 08 (scaling to 7B): model-state memory under ZeRO, GPU-hours."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     2-core AMD EPYC (AVX512-BF16), one thread, a 0.1–1 M-parameter GPT: bf16 15–20% faster;
     CPUs without native bf16 emulate it and are slower. fp32 keeps CPU runs exact and portable
     across machines, which is what CPU profiles are for; to choose by speed instead, measure
-    with :func:`fastest_precision` and pass what it returns (chapter 06 does it on your
+    with :func:`fastest_precision` and pass what it returns (chapter 07 does it on your
     machine). Asking for fp16 on CPU is an error.
     """
     if precision not in PRECISIONS:

@@ -6,9 +6,9 @@
   :func:`model_view` (every layer × head), :func:`attention_entropy`, :func:`head_summary`.
 * ``explorer``: :func:`attention_explorer`, type text and watch a head's weights (chapter 03).
 * ``training_dashboard``: :class:`Dashboard`, train/val loss, learning rate and tokens/s, live
-  as a trainer callback or from ``metrics.jsonl`` (:func:`figure_from_metrics`; chapter 06).
+  as a trainer callback or from ``metrics.jsonl`` (:func:`figure_from_metrics`; chapter 07).
 * ``scaling_calculator``: :class:`ScalingCalculator`, a model and a cluster → memory per GPU,
-  time and cost of a training run (chapter 07).
+  time and cost of a training run (chapter 08).
 * ``renderer``: :func:`configure_renderer` (figures show in JupyterLab, VS Code and Colab) and
   :func:`export_html` (one self-contained HTML file).
 """

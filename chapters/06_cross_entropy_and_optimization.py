@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # 05 · Cross-entropy and optimisation
+# # 06 · Cross-entropy and optimisation
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llmcourse/llmcourse/blob/main/chapters/05_cross_entropy_and_optimization.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llmcourse/llmcourse/blob/main/chapters/06_cross_entropy_and_optimization.ipynb)
 #
 # **What you will learn**
 # - cross-entropy `H(p, q)` and KL divergence from scratch, and why a language model minimises them;
@@ -375,7 +375,7 @@ for name, (ours_fn, torch_fn) in cases.items():
 # flat direction; Adam rescales each coordinate, so it moves diagonally at first (the sign of
 # the gradient matters more than its size). Because Adam's steps stay about `η` long whatever
 # the gradient, it hovers around the minimum instead of settling: this is why LLM training
-# *decays* the learning rate at the end (chapter 06).
+# *decays* the learning rate at the end (chapter 07).
 
 # %%
 def optimise(kind, lr, steps=60):
@@ -430,7 +430,7 @@ assert not torch.allclose(adam_l2, adamw, atol=1e-4)
 print("Adam + L2 and AdamW take different steps:", True)
 
 # %% [markdown]
-# In GPT training (chapter 06) AdamW's weight decay is usually applied to the weight matrices
+# In GPT training (chapter 07) AdamW's weight decay is usually applied to the weight matrices
 # only — not to biases and LayerNorm gains — through the optimiser's parameter groups.
 #
 # ## Exercises
@@ -518,4 +518,4 @@ assert not check_rmsprop_step(rmsprop_eps_inside)
 # - The learning rate is bounded by the steepest direction; momentum and Adam fix the slow ones;
 #   AdamW decays weights directly.
 #
-# Next: **06 · Pretraining** — a real training loop for our GPT.
+# Next: **07 · Pretraining** — a real training loop for our GPT.

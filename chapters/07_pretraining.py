@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # 06 · Pretraining: a real training loop
+# # 07 · Pretraining: a real training loop
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llmcourse/llmcourse/blob/main/chapters/06_pretraining.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llmcourse/llmcourse/blob/main/chapters/07_pretraining.ipynb)
 #
 # **What you will learn**
 # - how raw text becomes training batches: a tokenizer, packing into fixed-length blocks, a
@@ -26,7 +26,7 @@
 # - how fast training is: tokens per second and model FLOPs utilisation (MFU);
 # - the other pretraining objective: masked language modelling (BERT).
 #
-# **Prerequisites:** chapters 04 (the GPT) and 05 (cross-entropy, AdamW).
+# **Prerequisites:** chapters 04 (the GPT) and 06 (cross-entropy, AdamW).
 #
 # Everything here is in `llmcourse.train` (the `Trainer`), `llmcourse.data` (corpora, packing, batches) and
 # `python -m llmcourse.pretrain` (the same run from a terminal, on one or many GPUs).
@@ -110,7 +110,7 @@ assert first == flat[: BLOCK + 1]  # packing keeps the order and loses nothing b
 import tempfile
 from pathlib import Path
 
-work = Path(tempfile.mkdtemp(prefix="ch06-"))
+work = Path(tempfile.mkdtemp(prefix="ch07-"))
 for name, ds in tokenized.items():
     write_token_file(token_stream(ds), work / f"{name}.bin", vocab_size=VOCAB)
 train_tokens, val_tokens = open_token_file(work / "train.bin"), open_token_file(work / "val.bin")
@@ -504,7 +504,7 @@ assert device.type == "cuda" or all(r["mfu"] is None for r in train_recs)
 # gradients are averaged across processes — so N processes compute what one would (the test
 # suite checks it with 2 CPU processes). A model too big for one GPU's memory takes
 # `--strategy fsdp` (`TrainConfig(strategy="fsdp")`): PyTorch's FSDP shards parameters, gradients
-# and optimizer state across the processes (chapter 07 counts what that saves). Here is the `ci`
+# and optimizer state across the processes (chapter 08 counts what that saves). Here is the `ci`
 # preset, in-process:
 
 # %% tags=["nbval-ignore-output"]
@@ -741,4 +741,4 @@ assert not check_pack(pack_without_eos)
 # - Throughput in tokens/s; MFU = achieved FLOP/s ÷ peak; `None` on CPU.
 # - Masked-LM (BERT) is the same machinery with a different objective.
 #
-# Next: **07 · Scaling to 7B** — what it takes in memory, FLOPs and GPU-hours to go big.
+# Next: **08 · Scaling to 7B** — what it takes in memory, FLOPs and GPU-hours to go big.

@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # 09 · Evaluation and limits
+# # 11 · Evaluation and limits
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llmcourse/llmcourse/blob/main/chapters/09_evaluation_and_limits.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llmcourse/llmcourse/blob/main/chapters/11_evaluation_and_limits.ipynb)
 #
 # **What you will learn**
 # - accuracy, precision, recall, F1 and the confusion matrix, from scratch, equal to scikit-learn;
@@ -25,7 +25,7 @@
 # - the limits: contamination and overfitting to the validation set, a bias probe on real
 #   embeddings, memorised training strings, and why attention maps are not explanations.
 #
-# **Prerequisites:** chapters 01 (perplexity), 04 (our GPT), 08 (the docstring data set).
+# **Prerequisites:** chapters 01 (perplexity), 04 (our GPT), 09 (the docstring data set).
 
 # %% tags=["hide-input"]
 import sys
@@ -45,7 +45,7 @@ print(llmcourse.env_report())
 # %% [markdown]
 # ## A classifier to evaluate
 #
-# We need real predictions. Chapter 08's data set asks: from which family of the standard library
+# We need real predictions. Chapter 09's data set asks: from which family of the standard library
 # (text, math, files, network, concurrency, data formats) does a docstring come? A TF-IDF
 # bag of words with logistic regression trains in a second, and gives us labels *and*
 # probabilities. Its data card first:
@@ -562,7 +562,7 @@ assert check_ece(ece_solution)
 #   repeated strings; attention weights are not explanations.
 #
 # **Where to go next.** Evaluation harnesses (EleutherAI's *lm-evaluation-harness*, HELM),
-# preference tuning (RLHF, DPO) after the SFT of chapter 08, retrieval-augmented generation,
+# preference tuning (RLHF, DPO) after the SFT of chapter 09, retrieval-augmented generation,
 # quantisation and efficient inference (KV caches, speculative decoding), and interpretability
 # done by intervention (activation patching, sparse autoencoders). Each builds on what these
 # chapters made: a model you trained, and numbers you can trust.

@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # 08 · Fine-tuning a real pretrained model
+# # 09 · Fine-tuning a real pretrained model
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llmcourse/llmcourse/blob/main/chapters/08_finetuning.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llmcourse/llmcourse/blob/main/chapters/09_finetuning.ipynb)
 #
 # **What you will learn**
 # - how to adapt a real pretrained encoder (all-MiniLM-L6-v2, a 6-layer BERT) to a new task:
@@ -25,7 +25,7 @@
 # - a classification head on our own GPT (last-token pooling);
 # - instruction fine-tuning (SFT) of our GPT, with the loss only on the response.
 #
-# **Prerequisites:** chapters 04 (our GPT) and 06 (the training engine).
+# **Prerequisites:** chapters 04 (our GPT) and 07 (the training engine).
 
 # %% tags=["hide-input"]
 import sys
@@ -151,7 +151,7 @@ for name, (acc, f1) in scores.items():
 # Now every weight of the encoder moves. The classifier head starts from the probe's weights
 # (linear probing then fine-tuning, "LP-FT": a random head would send large, random gradients
 # into the pretrained layers at the start). The model returns `(logits, loss)`, so the course's
-# `Trainer` (chapter 06) trains it as it trains a GPT: we hand it a `get_batch(generator)`.
+# `Trainer` (chapter 07) trains it as it trains a GPT: we hand it a `get_batch(generator)`.
 #
 # Two choices make this work on a CPU in a minute. Batches group texts of similar length
 # (Hugging Face's `group_by_length`): most docstrings are 10–20 tokens, and a random batch almost
@@ -499,7 +499,7 @@ assert after < before
 # Our GPT is causal: position *t* sees tokens 0…t only, so the one position that has read the
 # whole text is the **last real token**: we pool there (GPT-2's and Llama's sequence classifiers
 # do the same). First, a small GPT pretrained on docstrings for a few seconds (bytes, vocabulary
-# 256, as in chapter 09).
+# 256, as in chapter 11).
 #
 # **Data card.** `load_corpus("python-docstrings")`: every public docstring of this Python's
 # standard library, joined in a fixed order (about 1.3 MB on CPython 3.11), read as UTF-8
@@ -662,7 +662,7 @@ assert loss_after < loss_before - 0.2  # the model learned the answer format and
 # %% [markdown]
 # A few minutes of SFT on a tiny model teach the *format* (answer, then stop) and the style of
 # docstrings, not facts: the answers read like docstrings and are often wrong. That is the lesson
-# of scale again — and the reason chapter 09 is about measuring, not admiring, outputs.
+# of scale again — and the reason chapter 11 is about measuring, not admiring, outputs.
 #
 # ## Exercise: mask the prompt
 #
@@ -716,4 +716,4 @@ assert not check_sft_labels(lambda p, r: [-100] * len(p) + r[1:])
 # - LoRA trains well under 5 % of the parameters and merges back into plain weights.
 # - A causal model pools at its last real token; SFT masks the prompt with `-100`.
 #
-# Next: **09 · Evaluation and limits** — how to measure all this honestly.
+# Next: **11 · Evaluation and limits** — how to measure all this honestly.

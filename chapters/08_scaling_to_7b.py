@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # 07 · Scaling to 7B: what training a large model really takes
+# # 08 · Scaling to 7B: what training a large model really takes
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llmcourse/llmcourse/blob/main/chapters/07_scaling_to_7b.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llmcourse/llmcourse/blob/main/chapters/08_scaling_to_7b.ipynb)
 #
 # **What you will learn**
 # - where the memory of a training run goes — weights, gradients, Adam states, activations —
@@ -26,7 +26,7 @@
 # - how a scaling law is fitted (we fit one on the CPU) and how data parallelism works (we run it);
 # - what a real run adds on top: data at web scale, deduplication, loss spikes, restarts.
 #
-# **Prerequisites:** chapters 04 (the GPT, its parameter and FLOP counts) and 06 (a training
+# **Prerequisites:** chapters 04 (the GPT, its parameter and FLOP counts) and 07 (a training
 # loop, mixed precision, MFU). Everything here runs on a CPU.
 
 # %% tags=["hide-input"]
@@ -595,4 +595,4 @@ assert not check_gpu_hours(lambda n, d, peak, mfu: 2 * n * d / (peak * mfu) / 36
 #   184,320 A100-hours imply an MFU of about 0.39–0.45.
 # - Loss falls as a power law of size — visible even in tiny CPU runs.
 #
-# Next: **08 · Fine-tuning** — instead of paying for pretraining, adapt a pretrained model.
+# Next: **09 · Fine-tuning** — instead of paying for pretraining, adapt a pretrained model.
