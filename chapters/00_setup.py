@@ -67,6 +67,39 @@ print(llmcourse.env_report())
 # Read them in order: each chapter uses what the previous ones built.
 
 # %% [markdown]
+# The same map as a picture: five parts, each built on the one before.
+
+# %%
+import plotly.graph_objects as go
+
+COURSE = [  # (chapter, title, part)
+    ("00", "setup", "foundations"), ("01", "language models", "foundations"),
+    ("02", "tokens and embeddings", "foundations"), ("03", "attention", "the model"),
+    ("04", "transformer and GPT", "the model"), ("05", "modern decoders", "the model"),
+    ("06", "cross-entropy and optimisation", "training"), ("07", "pretraining", "training"),
+    ("08", "scaling to 7B", "training"), ("09", "fine-tuning", "adapting"),
+    ("10", "post-training", "adapting"), ("11", "evaluation and limits", "using it"),
+    ("12", "inference", "using it"),
+]
+PARTS = ["foundations", "the model", "training", "adapting", "using it"]
+fig = go.Figure(go.Scatter(
+    x=[int(n) for n, _, _ in COURSE], y=[PARTS.index(part) for _, _, part in COURSE],
+    mode="markers+text", text=[f"{n} {t}" for n, t, _ in COURSE], textposition="top center",
+    marker=dict(size=18, color=[PARTS.index(part) for _, _, part in COURSE],
+                colorscale="Viridis"), hoverinfo="text"))
+fig.update_layout(title="The map of the course", height=380, showlegend=False,
+                  xaxis=dict(title="chapter", dtick=1, range=[-1, 13.5]),
+                  yaxis=dict(tickvals=list(range(len(PARTS))), ticktext=PARTS, range=[-0.6, 4.8]),
+                  margin=dict(l=90, r=20, t=50, b=40))
+fig.show()
+
+# %%
+# every chapter once, in order, and every part used
+assert [int(t.split()[0]) for t in fig.data[0].text] == list(range(len(COURSE)))
+assert set(part for _, _, part in COURSE) == set(PARTS)
+print(len(COURSE), "chapters in", len(PARTS), "parts")
+
+# %% [markdown]
 # ## Device
 #
 # `llmcourse.get_device()` returns CUDA if there is a GPU, then Apple's MPS, then the CPU.
