@@ -58,6 +58,7 @@ print(llmcourse.env_report())
 # | 02 tokens and embeddings | BPE from scratch, real tokenizers, embeddings, positions (RoPE) | `llmcourse.tokenizers` |
 # | 03 attention | dot-product attention, masks, heads, attention in a real model | `llmcourse.attention`, `llmcourse.widgets` |
 # | 04 transformer and GPT | blocks, parameter and FLOP counts, GPT-2 equivalence, sampling | `llmcourse.model` |
+# | 05 modern decoders | RMSNorm, SwiGLU, RoPE, grouped-query attention, mixture of experts; a Llama equal to Hugging Face | `llmcourse.llama` |
 # | 06 cross-entropy and optimisation | the loss, its gradient, SGD → AdamW | `llmcourse.model` |
 # | 07 pretraining | a real training loop: mixed precision, checkpoints, resume, MFU | `llmcourse.train` |
 # | 08 scaling to 7B | memory, FLOPs, GPU-hours, ZeRO, scaling laws | `llmcourse.scaling` |
@@ -67,7 +68,9 @@ print(llmcourse.env_report())
 # Read them in order: each chapter uses what the previous ones built.
 
 # %% [markdown]
-# The same map as a picture: five parts, each built on the one before.
+# The same map as a picture: five parts, each built on the one before (10 post-training and
+# 12 inference are being written; their package modules, `llmcourse.align` and
+# `llmcourse.inference`, are in place).
 
 # %%
 import plotly.graph_objects as go

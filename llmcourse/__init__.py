@@ -15,6 +15,8 @@ Map: chapter → the modules it imports → their tests. A module ``m`` is teste
     03 attention              attention, model, tokenizers, widgets.attention, widgets.explorer,
                               widgets.renderer [test_viz; in a browser: test_browser]
     04 transformer and GPT    model, data.corpora [test_data]
+    05 modern decoders        llama [test_llama, test_pretrain_llama], model, train, env,
+                              data.corpora [test_data]
     06 cross-entropy, optim.  exercises.loss (the rest is plain torch)
     07 pretraining            train.* [test_train; DDP/FSDP: test_ddp], data.corpora [test_data],
                               data.packing [test_packing], pretrain, hardware, model,
@@ -32,7 +34,7 @@ that work offline) and ``exercises`` (the chapters' checkers); each re-exports i
 from llmcourse.env import env_report, get_device, seed_everything, setup
 from llmcourse.profiles import PROFILE_NAMES, Profile, profile
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 REPO_URL = "https://github.com/llmcourse/llmcourse"
 
 __all__ = [
