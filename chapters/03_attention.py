@@ -21,28 +21,32 @@
 # **What you will learn**
 # - scaled dot-product attention by hand, every number shown and checked — and why we divide
 #   by $\sqrt{d_k}$;
-# - causal and padding masks, multi-head attention, and that ours equals PyTorch's to `1e-5`;
-# - what attention costs: memory and time grow as $T^2$;
+# - causal and padding masks, and what a query that may see no key gets;
+# - multi-head self-attention written on the page — the learned projections $W_Q, W_K, W_V$,
+#   the split into heads with `view`/`transpose`, dropout, the output projection $W_O$ — and
+#   checked equal to the course package's and to PyTorch's;
+# - what attention costs ($T^2$ memory and time, measured and fitted), and the idea behind
+#   FlashAttention: the same result block by block, with memory that grows as $T$;
 # - how to *look* at attention in a real pretrained model (MiniLM) and tell heads apart by their
 #   entropy;
-# - how a tiny transformer learns to copy from its context with an **induction head**, and how
-#   to find that head by measuring it.
+# - how a tiny attention-only transformer learns to copy from its context with an **induction
+#   head**, and how to find that head by measuring it.
 #
 # **Prerequisites:** chapter 00 (softmax), a little linear algebra (matrix products).
 #
-# The widgets of this chapter (`llmcourse.viz`) work in JupyterLab, VS Code, Colab and in an
+# The widgets of this chapter (`llmcourse.widgets`) work in JupyterLab, VS Code, Colab and in an
 # exported HTML file with no network: the layer/head menus of a figure are part of the figure.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["hide-input"]
 import sys
 
 if "google.colab" in sys.modules:  # on Colab only: install the course package
     import subprocess
 
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse"], check=True)
+                    "llmcourse[offline] @ git+https://github.com/llmcourse/llmcourse@v0.2.0"], check=True)
 
+# %% tags=["nbval-ignore-output"]
 import math
 import time
 
@@ -51,12 +55,14 @@ from torch import nn
 from torch.nn import functional as F
 
 import llmcourse
+from llmcourse import diagrams
 from llmcourse import widgets as viz
 from llmcourse.attention import (
     MultiHeadAttention,
     causal_mask,
     merge_heads,
     padding_mask,
+    peak_memory,
     scaled_dot_product_attention,
     split_heads,
 )
@@ -64,6 +70,8 @@ from llmcourse.attention import (
 device, prof = llmcourse.setup(seed=0)
 viz.configure_renderer()  # figures show in JupyterLab, VS Code and Colab; the notebook stays small
 print(llmcourse.env_report())
+# this chapter's tensors are small: one CPU thread is fastest (and not slowed by other programs)
+torch.set_num_threads(prof.pick(ci=1, cpu=torch.get_num_threads(), gpu=torch.get_num_threads()))
 
 # %% [markdown]
 # ## 1 · Attention by hand
@@ -105,9 +113,11 @@ assert math.isclose(out.item(), sum(w * val for w, val in zip(weights[0].tolist(
 
 # %%
 ours, w = scaled_dot_product_attention(q, k, v)
+d_torch = (ours - F.scaled_dot_product_attention(q, k, v)).abs().max().item()
+print(f"ours: {ours.item():.4f}, weights {[round(x, 4) for x in w[0].tolist()]}; "
+      f"max |ours - torch| = {d_torch:.5f}")
 assert torch.allclose(ours, out) and torch.allclose(w, weights)
-assert torch.allclose(ours, F.scaled_dot_product_attention(q, k, v), atol=1e-6)
-print("ours == torch:", torch.allclose(ours, F.scaled_dot_product_attention(q, k, v)))
+assert d_torch <= 1e-6
 
 # %% [markdown]
 # Two facts that some tutorials get wrong:
@@ -133,8 +143,7 @@ assert w_single.item() == 1.0
 # $q\cdot k = \sum_{i=1}^{d_k} q_i k_i$ is a sum of $d_k$ terms of variance 1: **its variance is
 # $d_k$**. Let us measure it.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 g = torch.Generator().manual_seed(0)
 dims = [4, 16, 64, 256, 1024]
 var_raw, var_scaled = [], []
@@ -230,22 +239,169 @@ assert fig.data[0].z[0][1] == 0 and fig.data[0].z[0][0] == 100  # in percents: 0
 fig
 
 # %% [markdown]
-# ## 4 · Multi-head attention
-#
-# One head averages one kind of information. **Multi-head** attention projects $x$ into $H$
-# smaller query/key/value spaces, attends in each in parallel, and concatenates the results:
-# split the channels into heads `(B, T, C) → (B, H, T, C/H)`, attend, merge back, project.
+# **A query that may see no key.** Masks combine, and a query can end up with every key
+# blocked: with *left* padding and a causal mask, the padding token at position 0 may see only
+# key 0 — itself padding. All its scores are $-\infty$, and a plain softmax of them is $0/0$,
+# `NaN`, which then spreads through every later layer. What each version gives for such a row
+# (row 1 here):
 
 # %%
-xm = torch.randn(2, 5, 12, generator=g)  # (B=2, T=5, C=12)
-heads = split_heads(xm, 3)
-print("split:", tuple(heads.shape), " merged back:", tuple(merge_heads(heads).shape))
-assert torch.equal(merge_heads(heads), xm)
-assert torch.equal(heads[:, 1], xm[..., 4:8])  # head 1 owns channels 4..7
+qz, kz, vz = (torch.randn(1, 3, 4, generator=g) for _ in range(3))  # (B, T, d)
+no_key = torch.tensor([[True, True, False],
+                       [False, False, False],  # query 1 may attend to nothing
+                       [True, True, True]])
+plain = (qz @ kz.transpose(-2, -1) / math.sqrt(4)).masked_fill(~no_key, float("-inf")).softmax(-1)
+torch_out = F.scaled_dot_product_attention(qz, kz, vz, attn_mask=no_key)
+ours_out, ours_w = scaled_dot_product_attention(qz, kz, vz, mask=no_key)
+print("plain softmax, weights of row 1:", plain[0, 1].tolist())
+print("torch's SDPA,  output of row 1: ", torch_out[0, 1].abs().tolist())  # abs: no "-0.0"
+print("ours,          weights of row 1:", ours_w[0, 1].tolist(), "output:",
+      ours_out[0, 1].abs().tolist())
+assert torch.isnan(plain[0, 1]).all()  # 0/0
+assert torch.equal(ours_w[0, 1], torch.zeros(3)) and torch.equal(ours_out[0, 1], torch.zeros(4))
+if tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 5):
+    assert torch.equal(torch_out[0, 1].abs(), torch.zeros(4))  # zeros, not NaN (since torch 2.5)
+assert torch.allclose(ours_out, torch_out, atol=1e-6)  # and the other rows agree
 
 # %% [markdown]
-# Ours against PyTorch's `nn.MultiheadAttention` with the same weights. Careful: its boolean
-# `attn_mask` means **blocked** where `True` — the opposite of SDPA's (and ours).
+# So PyTorch's `F.scaled_dot_product_attention` returns a **zero output**, not `NaN`, for a query
+# with no key (since release 2.5 its reference path uses a "safe softmax" that zeroes such rows),
+# and so does the course's function, which also reports that row's weights as zeros. A row that
+# sums to 0 instead of 1 is the signal: nothing was attended to. (A hand-written softmax, like
+# the one in the exercises below, still gives `NaN`.)
+
+# %% [markdown]
+# ## 4 · Multi-head self-attention, on the page
+#
+# So far $Q$, $K$ and $V$ were given. In a transformer they are **learned linear functions of the
+# same input** $x$: three matrices $W_Q$, $W_K$, $W_V$ (PyTorch's `nn.Linear`) turn each token's
+# $C$ channels into a query, a key and a value. One head, causal, written out:
+
+# %%
+torch.manual_seed(0)
+B, T, C, hs = 2, 5, 16, 4  # batch, tokens, channels, head size
+x = torch.randn(B, T, C)  # (B, T, C)
+
+W_Q = nn.Linear(C, hs, bias=False)  # what each token is looking for
+W_K = nn.Linear(C, hs, bias=False)  # what each token offers to be found by
+W_V = nn.Linear(C, hs, bias=False)  # what each token passes on when it is found
+q, k, v = W_Q(x), W_K(x), W_V(x)  # (B, T, hs) each
+att = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, T, T)
+att = att.masked_fill(~causal_mask(T), float("-inf"))  # no peeking at later tokens
+att = att.softmax(dim=-1)  # (B, T, T), each row sums to 1
+one_head = att @ v  # (B, T, hs)
+gap = (one_head - F.scaled_dot_product_attention(q, k, v, is_causal=True)).abs().max().item()
+print(tuple(one_head.shape), f"| max |ours - torch SDPA| = {gap:.5f}")
+assert gap <= 1e-6
+
+# %% [markdown]
+# **Many heads at once.** A head of size `hs` has room for one pattern ("the previous token",
+# "the subject of this verb"). $H$ heads of size `hs = C / H` cost the same as one head of size
+# $C$: compute all their queries with one `nn.Linear(C, C)`, then *reshape* — `view` the $C$
+# channels as $H$ heads of `hs`, and `transpose` the heads next to the batch so that each head
+# attends over the tokens separately. The heads' outputs are put side by side again
+# (concatenated) and mixed by a last projection $W_O$. Dropout, when training, sits on the
+# attention weights: it drops a random part of what each query reads.
+
+# %%
+class MultiHeadSelfAttention(nn.Module):
+    """Causal multi-head self-attention: W_Q, W_K, W_V → heads → softmax(QKᵀ/√hs) V → W_O."""
+
+    def __init__(self, C: int, n_head: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        assert C % n_head == 0, "the heads split the channels evenly"
+        self.n_head = n_head
+        self.q_proj = nn.Linear(C, C)  # W_Q of all heads at once
+        self.k_proj = nn.Linear(C, C)  # W_K
+        self.v_proj = nn.Linear(C, C)  # W_V
+        self.out_proj = nn.Linear(C, C)  # W_O: mixes the heads' outputs
+        self.attn_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        nh, hs = self.n_head, C // self.n_head
+        q = self.q_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.k_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = self.v_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        att = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, nh, T, T)
+        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()  # (T, T)
+        att = att.masked_fill(~causal, float("-inf")).softmax(dim=-1)  # (B, nh, T, T)
+        att = self.attn_dropout(att)  # dropout on the weights, after the softmax, before · V
+        y = att @ v  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # concatenate the heads: (B, T, C)
+        return self.out_proj(y)  # (B, T, C)
+
+
+torch.manual_seed(0)
+mhsa = MultiHeadSelfAttention(C, n_head=4)
+y = mhsa(x)
+print("x", tuple(x.shape), "-> y", tuple(y.shape))
+
+# %% [markdown]
+# The whole flow, with this example's sizes (drawn by `llmcourse.diagrams`; the picture is part
+# of the notebook's output, so it shows in JupyterLab, Colab and on GitHub):
+
+# %%
+diagrams.show(diagrams.attention_flow(B=B, T=T, C=C, n_head=4))
+
+# %% [markdown]
+# Three checks of the module we just wrote. It equals the course package's
+# `llmcourse.attention.MultiHeadAttention` with the same weights (the parameter names match, so
+# `load_state_dict` copies them), and PyTorch's fused `F.scaled_dot_product_attention` on the same
+# projections; and multi-head attention really is `n_head` single heads side by side — head $h$
+# uses rows $h\cdot hs \ldots (h+1)\cdot hs - 1$ of each projection, which is all that `view`
+# does:
+
+# %%
+package_mha = MultiHeadAttention(C, 4)
+package_mha.load_state_dict(mhsa.state_dict())
+with torch.no_grad():
+    ref_package = package_mha(x, is_causal=True)[0]
+    qh, kh, vh = (split_heads(p(x), 4) for p in (mhsa.q_proj, mhsa.k_proj, mhsa.v_proj))
+    ref_torch = mhsa.out_proj(merge_heads(F.scaled_dot_product_attention(qh, kh, vh,
+                                                                         is_causal=True)))
+    heads = []
+    for h in range(4):  # one head at a time, from slices of the weights
+        rows = slice(h * hs, (h + 1) * hs)
+        qi, ki, vi = (x @ p.weight[rows].T + p.bias[rows]
+                      for p in (mhsa.q_proj, mhsa.k_proj, mhsa.v_proj))  # (B, T, hs)
+        heads.append(F.scaled_dot_product_attention(qi, ki, vi, is_causal=True))
+    ref_heads = mhsa.out_proj(torch.cat(heads, dim=-1))  # concatenate, then W_O
+    y = mhsa(x)
+gaps = {name: (y - ref).abs().max().item() for name, ref in
+        [("package", ref_package), ("torch SDPA", ref_torch), ("4 single heads", ref_heads)]}
+print(" | ".join(f"max |Δ| vs {name}: {d:.5f}" for name, d in gaps.items()))
+assert max(gaps.values()) <= 1e-6
+
+# %% [markdown]
+# Dropout is where the comment says: both modules draw one random mask of the weights'
+# shape `(B, nh, T, T)` in training mode, so with the same seed they drop the same weights and
+# agree exactly. The dropped rows no longer sum to 1 — the survivors are scaled by
+# $1/(1-p)$, so they sum to 1 *on average*:
+
+# %%
+mhsa_p = MultiHeadSelfAttention(C, 4, dropout=0.5).train()
+mhsa_p.load_state_dict(mhsa.state_dict())
+package_p = MultiHeadAttention(C, 4, dropout=0.5).train()
+package_p.load_state_dict(mhsa.state_dict())
+torch.manual_seed(1)
+y_train = mhsa_p(x)
+torch.manual_seed(1)
+y_package_train, w_clean = package_p(x, is_causal=True)
+torch.manual_seed(1)
+w_dropped = F.dropout(w_clean, p=0.5)  # the same draw, applied to the clean weights
+d_train = (y_train - y_package_train).abs().max().item()
+print(f"training mode, same seed: max |Δ| = {d_train:.5f}")
+print(f"row sums after dropout: mean {w_dropped.sum(-1).mean():.2f}, "
+      f"from {w_dropped.sum(-1).min():.2f} to {w_dropped.sum(-1).max():.2f}")
+assert d_train <= 1e-6
+assert (y_train - mhsa_p.eval()(x)).abs().max() > 0.01  # dropout changes the output in training
+assert abs(w_dropped.sum(-1).mean().item() - 1) < 0.2  # ... and keeps the weights' mean
+
+# %% [markdown]
+# Ours against PyTorch's `nn.MultiheadAttention` with the same weights (`from_torch` copies its
+# packed `in_proj_weight` into `q_proj`, `k_proj`, `v_proj`). Careful: its boolean `attn_mask`
+# means **blocked** where `True` — the opposite of SDPA's (and ours).
 
 # %%
 torch.manual_seed(0)
@@ -259,16 +415,15 @@ assert torch.allclose(y, y_ref, atol=1e-5) and torch.allclose(w_heads, w_ref, at
 
 # %% [markdown]
 # And the bare function against `F.scaled_dot_product_attention` over many shapes, causal and
-# with random boolean masks (every query keeps at least one key: torch returns `NaN` for a row
-# with none, ours returns zeros):
+# with random boolean masks in which every query keeps at least one key:
 
 # %%
 checked = 0
 for shape in [(1, 1, 4), (2, 5, 8), (2, 3, 4, 16), (1, 4, 7, 8), (3, 2, 16, 32)]:
     gq = torch.Generator().manual_seed(checked)
     qq, kk, vv = (torch.randn(*shape, generator=gq) for _ in range(3))
-    T = shape[-2]
-    bm = torch.rand(T, T, generator=gq) > 0.5
+    T_ = shape[-2]
+    bm = torch.rand(T_, T_, generator=gq) > 0.5
     bm[:, 0] = True
     for kw_ours, kw_torch in [({}, {}), ({"is_causal": True}, {"is_causal": True}),
                               ({"mask": bm}, {"attn_mask": bm})]:
@@ -282,24 +437,27 @@ print(f"{checked} comparisons with torch SDPA: all equal to 1e-5, all rows sum t
 # Bad inputs fail loudly, naming the shapes (this cell is *meant* to fail):
 
 # %% tags=["raises-exception"]
-# NBVAL_RAISES_EXCEPTION
 scaled_dot_product_attention(torch.randn(2, 5, 8), torch.randn(2, 5, 4), torch.randn(2, 5, 4))
 
 # %% [markdown]
-# ## 5 · The cost: O(T²)
+# ## 5 · The cost: $O(T^2)$
 #
 # The weight matrix has one entry per (query, key) pair: $T^2$ per head. Its memory is exact
-# arithmetic; the time we measure (doubling $T$ should roughly quadruple it once the $T^2$
-# part dominates).
+# arithmetic:
 
 # %%
-for T in [256, 512, 1024, 2048]:
-    print(f"T={T:5d}: weights of 12 heads in fp32 = {12 * T * T * 4 / 2**20:7.1f} MiB")
+for T_ in [256, 512, 1024, 2048]:
+    print(f"T={T_:5d}: weights of 12 heads in fp32 = {12 * T_ * T_ * 4 / 2**20:7.1f} MiB")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-def time_attention(T: int, d: int = 64, heads: int = 4, reps: int = 5) -> float:
-    """Best of ``reps`` calls on one thread (the least disturbed by other programs)."""
+# %% [markdown]
+# The time we measure, on one thread (the least disturbed by other programs), best of 5 calls,
+# for four lengths. On a log-log plot a cost $\propto T^p$ is a line of slope $p$: we fit it.
+# Computing the $T\times T$ scores and their softmax is $\propto T^2$; a cost linear in $T$ would
+# give a slope near 1, so the check below would fail for it.
+
+# %% tags=["nbval-ignore-output"]
+def time_attention(T: int, d: int = 64, heads: int = 2, reps: int = 5) -> float:
+    """Best of ``reps`` calls of full attention on one thread."""
     qkv = torch.randn(3, 1, heads, T, d)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -315,24 +473,136 @@ def time_attention(T: int, d: int = 64, heads: int = 4, reps: int = 5) -> float:
     return best
 
 
-Ts = [128, 256, 512, 1024]
-secs = [time_attention(T) for T in Ts]
-for T, s in zip(Ts, secs):
-    print(f"T={T:5d}: {s * 1e3:7.2f} ms")
+def loglog_slope(xs, ys) -> float:
+    """Least-squares slope of log y against log x: the p of y ∝ x^p."""
+    lx = torch.tensor(xs, dtype=torch.float64).log()
+    ly = torch.tensor(ys, dtype=torch.float64).log()
+    return (((lx - lx.mean()) * (ly - ly.mean())).sum() / ((lx - lx.mean()) ** 2).sum()).item()
+
+
+Ts = [256, 512, 1024, 2048]
+secs = [time_attention(T_) for T_ in Ts]
+time_slope = loglog_slope(Ts, secs)
+for T_, s in zip(Ts, secs):
+    print(f"T={T_:5d}: {s * 1e3:7.2f} ms")
+print(f"fitted slope: time ∝ T^{time_slope:.2f}")
 
 # %%
-assert secs[-1] > 3 * secs[1]  # 4× longer input: well over 3× the time (16× in the T² limit)
+assert abs(loglog_slope(Ts, [3e-6 * T_ for T_ in Ts]) - 1) < 1e-9  # a linear cost: slope 1
+assert time_slope > 1.5  # quadratic, not linear (a linear cost gives about 1)
 fig = go.Figure(go.Scatter(x=Ts, y=[s * 1e3 for s in secs], mode="lines+markers"))
 fig.update_layout(xaxis=dict(type="log", title=dict(text="sequence length T")),
-                  yaxis=dict(type="log", title=dict(text="ms per call (4 heads, 1 thread)")), height=300,
-                  margin=dict(t=30, b=40))
+                  yaxis=dict(type="log", title=dict(text="ms per call (2 heads, 1 thread)")),
+                  height=300, margin=dict(t=30, b=40))
+assert len(fig.data) == 1 and list(fig.data[0].x) == Ts
 fig
 
 # %% [markdown]
-# That is why long contexts need tricks (FlashAttention computes the same result without ever
-# storing the $T\times T$ matrix; chapter 07 returns to memory).
+# ## 6 · FlashAttention's idea: the same attention, block by block
 #
-# ## 6 · Attention in a real pretrained model
+# Must the $T\times T$ matrix exist? Each output row is $\sum_j \mathrm{softmax}(s)_j\, v_j$,
+# and a softmax can be computed **online**, one block of scores at a time, keeping per query only
+# three things: the largest score so far $m$, the sum $\ell = \sum_j e^{s_j - m}$ so far, and the
+# weighted sum of values $a = \sum_j e^{s_j - m} v_j$ so far. When a new block raises the
+# maximum from $m$ to $m'$, the old sums are simply rescaled by $e^{m - m'}$ (Milakov &
+# Gimelshein, 2018). At the end the output is $a / \ell$. FlashAttention (Dao et al., 2022) runs
+# this loop on GPU tiles that fit in fast on-chip memory.
+
+# %%
+def online_attention(q, k, v, block: int = 64, is_causal: bool = False):
+    """softmax(q kᵀ / √d) v, one block of keys at a time: scores of at most (..., T, block)."""
+    T, S, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    m = torch.full((*q.shape[:-1], 1), float("-inf"))  # (..., T, 1) running max of the scores
+    l = torch.zeros(*q.shape[:-1], 1)  # (..., T, 1) running sum of exp(score - m)
+    acc = torch.zeros(*q.shape[:-1], v.shape[-1])  # (..., T, dv) running sum of exp(score - m)·v
+    for j in range(0, S, block):
+        s = q @ k[..., j:j + block, :].transpose(-2, -1) / math.sqrt(d)  # (..., T, block)
+        if is_causal:  # key j + i is in the future of query t when j + i > t
+            future = torch.arange(j, j + s.shape[-1]) > torch.arange(T)[:, None]  # (T, block)
+            s = s.masked_fill(future, float("-inf"))
+        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))  # (..., T, 1)
+        p = torch.exp(s - m_new)  # (..., T, block)
+        rescale = torch.exp(m - m_new)  # the old sums were relative to the old max
+        l = l * rescale + p.sum(dim=-1, keepdim=True)
+        acc = acc * rescale + p @ v[..., j:j + block, :]
+        m = m_new
+    return acc / l  # (..., T, dv)
+
+
+gf = torch.Generator().manual_seed(0)
+qf, kf, vf = (torch.randn(2, 4, 1000, 64, generator=gf) for _ in range(3))  # (B, nh, T, hs)
+gap_full = (online_attention(qf, kf, vf) - scaled_dot_product_attention(qf, kf, vf)[0]).abs().max()
+gap_causal = (online_attention(qf, kf, vf, is_causal=True)
+              - F.scaled_dot_product_attention(qf, kf, vf, is_causal=True)).abs().max()
+print(f"max |online - full| = {gap_full:.5f}, causal vs torch SDPA: {gap_causal:.5f}")
+assert gap_full <= 1e-6 and gap_causal <= 1e-6
+
+# %% [markdown]
+# Same result. What does it save? `llmcourse.attention.peak_memory(fn, ...)` runs a function and
+# returns the most tensor memory it held at once (every tensor an operation creates, counted
+# until it is freed). One head of size 64, four lengths:
+
+# %% tags=["nbval-ignore-output"]
+def full_attention(q, k, v):
+    return (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1) @ v
+
+
+mem_Ts = [128, 256, 512, 1024]
+mem_full, mem_online = [], []
+for T_ in mem_Ts:
+    qm, km, vm = (torch.randn(1, 1, T_, 64, generator=gf) for _ in range(3))
+    mem_full.append(peak_memory(full_attention, qm, km, vm)[1])
+    mem_online.append(peak_memory(online_attention, qm, km, vm)[1])
+    print(f"T={T_:5d}: full {mem_full[-1] / 2**20:6.3f} MiB   "
+          f"online {mem_online[-1] / 2**20:6.3f} MiB")
+slope_full, slope_online = loglog_slope(mem_Ts, mem_full), loglog_slope(mem_Ts, mem_online)
+print(f"fitted slopes: full ∝ T^{slope_full:.2f}, online ∝ T^{slope_online:.2f}")
+
+# %%
+assert 1.8 < slope_full < 2.2  # about quadratic: the T×T scores and weights
+assert 0.8 < slope_online < 1.2  # about linear: (T, block) scores and (T, hs) sums
+assert all(b >= T_ * T_ * 4 for b, T_ in zip(mem_full, mem_Ts))  # at least one T×T fp32 matrix
+ratios = [f / o for f, o in zip(mem_full, mem_online)]
+assert ratios[-1] > 4 and ratios == sorted(ratios)  # far less at T = 1024, and the gap grows
+fig = go.Figure([go.Scatter(x=mem_Ts, y=[b / 2**20 for b in mem_full], name="full attention",
+                            mode="lines+markers"),
+                 go.Scatter(x=mem_Ts, y=[b / 2**20 for b in mem_online],
+                            name="online softmax, blocks of 64 keys", mode="lines+markers")])
+fig.update_layout(xaxis=dict(type="log", title=dict(text="sequence length T")),
+                  yaxis=dict(type="log", title=dict(text="peak tensor memory (MiB, 1 head)")),
+                  height=320, margin=dict(t=30, b=40))
+assert [t.name for t in fig.data] == ["full attention", "online softmax, blocks of 64 keys"]
+fig
+
+# %% [markdown]
+# And what it does **not** save: PyTorch's FLOP counter counts the same matrix-multiply FLOPs
+# for both — $2\,T^2 d$ for $QK^\top$ plus $2\,T^2 d$ for the weights times $V$, per head:
+
+# %%
+from torch.utils.flop_counter import FlopCounterMode
+
+qc, kc, vc = (torch.randn(1, 1, 1024, 64, generator=gf) for _ in range(3))
+flops = {}
+for name, fn in [("full", full_attention), ("online", online_attention)]:
+    with FlopCounterMode(display=False) as counter:
+        fn(qc, kc, vc)
+    flops[name] = counter.get_total_flops()
+print(f"matmul FLOPs at T=1024: full {flops['full']:,}, online {flops['online']:,}, "
+      f"4·T²·d = {4 * 1024 * 1024 * 64:,}")
+assert flops["full"] == flops["online"] == 4 * 1024 * 1024 * 64
+
+# %% [markdown]
+# So, precisely: FlashAttention removes the $T^2$ **memory** — the scores and weights are never
+# stored, only $O(T)$ running sums — and with it the $T^2$ **memory traffic** of writing that
+# matrix out and reading it back (on a GPU the slow part: attention is limited by memory
+# bandwidth, not arithmetic). It does **not** remove the $T^2$ **FLOPs**: every query still
+# meets every key (its backward pass even recomputes the weights instead of storing them). Long
+# contexts still cost quadratic time; they stop costing quadratic memory. On a GPU,
+# `F.scaled_dot_product_attention` picks a FlashAttention kernel by itself; chapter 08 returns to
+# memory.
+
+# %% [markdown]
+# ## 7 · Attention in a real pretrained model
 #
 # MiniLM (`all-MiniLM-L6-v2`, a 6-layer BERT with 12 heads per layer) ships with the course and
 # loads offline. Attention weights need `attn_implementation="eager"`: with the default `sdpa`
@@ -402,7 +672,7 @@ assert len(fig.data) == 72 and len(fig.layout.annotations) == 72
 fig
 
 # %% [markdown]
-# ## 7 · Copying from context: an induction head appears
+# ## 8 · Copying from context: an induction head appears
 #
 # An **induction head** completes patterns: having seen `… A B … A`, it predicts `B` by
 # attending from the second `A` to the token *after* the first `A`. It takes two layers: a
@@ -457,8 +727,10 @@ assert ((y_chk != -100).sum(1) == n_chk[:, 0] - 1).all()
 # The model is the smallest transformer that can do it, built from this chapter's
 # `MultiHeadAttention`: token + position embeddings, two layers of causal self-attention
 # (4 heads, pre-LayerNorm, residual connections) and a linear head — **attention only**, no
-# MLPs, as in the models where Olsson et al. first studied induction heads. (Chapter 04's GPT
-# adds MLPs and GPT-2's small initialisation; it learns this task too, far more slowly.)
+# MLPs. Attention-only toy transformers of one and two layers are the models in which Elhage et
+# al. (2021, *A Mathematical Framework for Transformer Circuits*) took circuits apart and found
+# induction heads; Olsson et al. (2022) then followed these heads into larger models with
+# MLPs.
 
 # %%
 class AttentionOnly(nn.Module):
@@ -489,8 +761,7 @@ class AttentionOnly(nn.Module):
         return (logits, loss, tuple(atts)) if return_attentions else (logits, loss)
 
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
 ind_cfg = GPTConfig(vocab_size=V, block_size=T_ind, n_layer=2, n_head=4, n_embd=64, dropout=0.0)
 tiny = AttentionOnly(ind_cfg)
@@ -515,8 +786,7 @@ print(f"{steps} steps in {time.perf_counter() - t0:.1f} s; final loss {loss.item
 # Accuracy on held-out sequences (a generator the training never used), for random layouts and
 # for each segment length. Chance is $1/32$: the next letter is one of 32.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 def copy_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
     """Share of the predictable tokens (targets != -100) that the model gets right."""
     with torch.no_grad():
@@ -573,8 +843,7 @@ ind_scores, prev_scores, uniform_score = head_scores()
 ind_head = int(ind_scores[1].argmax())  # the best induction head of layer 1
 prev_tok_head = int(prev_scores[0].argmax())  # the best previous-token head of layer 0
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for layer in range(2):
     print(f"layer {layer}: induction {[round(s_, 2) for s_ in ind_scores[layer].tolist()]}"
           f" | previous token {[round(s_, 2) for s_ in prev_scores[layer].tolist()]}")
@@ -586,11 +855,12 @@ assert ind_scores[0].max() < 2 * uniform_score  # layer 0 cannot do it: it sees 
 assert prev_scores[0].max() > 0.4  # ... but it holds a previous-token head, the circuit's first half
 
 # %% [markdown]
-# This is the textbook two-layer circuit. Layer 0 has a **previous-token head**: it copies "the
-# letter before me" into each position. A **layer-1 head** then matches its query (the current
-# letter) against those keys, lands on the position *after* the earlier occurrence, and its
-# value carries that letter to the output. Layer 0 alone scores no better than a uniform head:
-# before any mixing, a position knows nothing about its predecessor, so it cannot search by it.
+# This is the two-layer circuit Elhage et al. (2021) describe. Layer 0 has a
+# **previous-token head**: it copies "the letter before me" into each position. A **layer-1
+# head** then matches its query (the current letter) against those keys, lands on the position
+# *after* the earlier occurrence, and its value carries that letter to the output. Layer 0
+# alone scores no better than a uniform head: before any mixing, a position knows nothing about
+# its predecessor, so it cannot search by it.
 #
 # The maps on one sequence (segment `kfcmbdj` repeated): the previous-token head is the
 # diagonal just below the main one; in the repeated half, the induction head's weight sits one
@@ -622,7 +892,7 @@ fig
 viz.attention_heatmap(tiny_atts, list(demo), layer=0, head=prev_tok_head, mask=causal_mask(T_ind))
 
 # %% [markdown]
-# ## 8 · The attention explorer
+# ## 9 · The attention explorer
 #
 # `viz.attention_explorer(model, tokenizer, text)` puts it together: type text, choose layer,
 # head and a query token; one plotly `FigureWidget` updates in place. It works for our models
@@ -630,8 +900,7 @@ viz.attention_heatmap(tiny_atts, list(demo), layer=0, head=prev_tok_head, mask=c
 # attention-only model above) with any tokenizer that has `encode`/`decode`, and for any
 # Hugging Face model loaded with `attn_implementation="eager"`.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explorer = viz.attention_explorer(bert, bert_tok, sentence, layer=int(prev_head.layer),
                                   head=int(prev_head["head"]))
 explorer
@@ -751,16 +1020,69 @@ assert check_causal_mask(causal_solution)
 assert not check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).triu())
 
 # %% [markdown]
+# ### 3. Split into heads
+#
+# Write `to_heads(x, n_head)`: `(B, T, C)` → `(B, n_head, T, C // n_head)`, head $h$ holding
+# channels $h\cdot hs \ldots (h+1)\cdot hs - 1$ of every token — the reshape in
+# `MultiHeadSelfAttention.forward` above.
+
+# %%
+from llmcourse.exercises.attention import check_split_heads
+
+
+def to_heads(x, n_head):
+    raise NotImplementedError  # your code here
+
+
+check_split_heads(to_heads)
+
+# %% [markdown]
+# <details><summary><b>Solution</b></summary>
+#
+# `view` first, splitting the channel dimension into `(n_head, hs)`, then move the heads next to
+# the batch: `x.view(B, T, n_head, C // n_head).transpose(1, 2)`.
+# </details>
+
+# %% jupyter={"source_hidden": true}
+def to_heads_solution(x, n_head):
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)  # (B, nh, T, hs)
+
+
+assert check_split_heads(to_heads_solution)
+
+# %% [markdown]
+# The usual bug: transposing *before* the view. The shape comes out right, `(B, nh, T, hs)`,
+# but each "head" now holds a mix of positions and channels — the checker sees it:
+
+# %%
+def to_heads_transpose_first(x, n_head):
+    B, T, C = x.shape
+    return x.transpose(1, 2).reshape(B, n_head, T, C // n_head)
+
+
+assert to_heads_transpose_first(x, 4).shape == to_heads_solution(x, 4).shape
+assert not check_split_heads(to_heads_transpose_first)
+
+# %% [markdown]
 # ## Summary
 #
 # - Attention is `softmax(QKᵀ/√d_k)V`: a weighted mean of values, weights from query–key dot
 #   products. Equal scores → uniform weights; one key → weight 1.
 # - Without the $\sqrt{d_k}$ the score variance grows with $d_k$ and the softmax saturates.
-# - Masks set scores to $-\infty$: causal (no future), padding (no pad tokens). Ours equals
-#   PyTorch's SDPA and `nn.MultiheadAttention` to `1e-5`.
-# - Memory and time grow as $T^2$.
+# - Masks set scores to $-\infty$: causal (no future), padding (no pad tokens). A query with
+#   no key at all gets a zero output from PyTorch's SDPA (since 2.5) and from ours, `NaN` from a
+#   plain softmax.
+# - Multi-head self-attention: `nn.Linear` projections $W_Q, W_K, W_V$, a `view` + `transpose`
+#   to `(B, nh, T, hs)`, the causal softmax, dropout on the weights, the heads concatenated and
+#   mixed by $W_O$. Written on the page, it equals the package's `MultiHeadAttention` and
+#   PyTorch's SDPA to `1e-6`.
+# - Full attention's memory and time grow as $T^2$ (fitted slopes about 2). Online softmax —
+#   FlashAttention's idea — gives the same output to `1e-6` with memory that grows as $T$, for
+#   the same $T^2$ FLOPs.
 # - Real heads specialise (previous token, `[SEP]`, same word) and entropy tells them apart; a
-#   two-layer GPT learns to copy from context wherever the repeat is, with a previous-token head
-#   in layer 0 and an induction head in layer 1 — found by measuring, not by eye.
+#   two-layer **attention-only** model learns to copy from context wherever the repeat is, with
+#   a previous-token head in layer 0 and an induction head in layer 1 — found by measuring, not
+#   by eye.
 #
 # Next: **04 · The transformer and GPT** — attention inside a block, and a whole GPT.

@@ -13,8 +13,9 @@ Map: chapter → the modules it imports → their tests. A module ``m`` is teste
                               widgets.next_token [test_ngram]
     02 tokens and embeddings  tokenizers, data.corpora [test_data]
     03 attention              attention, model, tokenizers, widgets.attention, widgets.explorer,
-                              widgets.renderer [test_viz; in a browser: test_browser]
-    04 transformer and GPT    model, data.corpora [test_data]
+                              widgets.renderer [test_viz; in a browser: test_browser], diagrams
+                              [test_diagrams; in a browser: test_browser_diagrams]
+    04 transformer and GPT    model, diagrams [test_diagrams], data.corpora [test_data]
     05 modern decoders        llama [test_llama, test_pretrain_llama], model, train, env,
                               data.corpora [test_data]
     06 cross-entropy, optim.  exercises.loss (the rest is plain torch)

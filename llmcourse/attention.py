@@ -9,25 +9,36 @@ Conventions follow PyTorch's ``torch.nn.functional.scaled_dot_product_attention`
   a float ``mask`` is added to the scores;
 * ``is_causal=True`` lets query ``i`` see keys ``0..i`` (top-left aligned, as in torch).
 
-Unlike torch, a query whose every key is masked gets all-zero weights and a zero output instead of
-``NaN`` (padding queries are common and their rows are simply ignored).
+A query whose every key is masked gets all-zero weights and a zero output, not ``NaN`` (a plain
+softmax over a row of ``-inf`` is ``0/0 = NaN``). PyTorch's own
+``F.scaled_dot_product_attention`` also returns a zero output there since release 2.5 (its "safe
+softmax", pytorch/pytorch#133882; chapter 03 checks it on the installed torch).
+
+:func:`peak_memory` measures the most tensor memory a function holds at once: chapter 03 uses it
+to show that full attention's memory grows as ``T²`` and online-softmax attention's as ``T``.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
-from llmcourse._checks import check_bool, check_int, check_number, check_tensor
+from llmcourse._checks import check_bool, check_callable, check_int, check_number, check_tensor
 
 __all__ = [
     "MultiHeadAttention",
     "causal_mask",
     "merge_heads",
     "padding_mask",
+    "peak_memory",
     "scaled_dot_product_attention",
     "split_heads",
 ]
@@ -245,3 +256,58 @@ class MultiHeadAttention(nn.Module):
             if bias:
                 new.out_proj.bias.copy_(mha.out_proj.bias)
         return new
+
+
+class _PeakMemory(TorchDispatchMode):
+    """Counts the bytes of every tensor storage an op creates, and subtracts them when freed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self._inside: dict[int, int] = {}  # data_ptr -> bytes, storages created while measuring
+        self._outside: set[int] = set()  # storages that existed before (inputs): not counted
+
+    def _freed(self, key: int, nbytes: int) -> None:
+        if self._inside.pop(key, None) is not None:
+            self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        for t in tree_leaves((args, kwargs)):
+            if isinstance(t, torch.Tensor):
+                st = t.untyped_storage()
+                key = st.data_ptr()
+                if key and key not in self._inside and key not in self._outside:
+                    self._outside.add(key)
+                    weakref.finalize(st, self._outside.discard, key)
+        out = func(*args, **kwargs)
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                st = t.untyped_storage()
+                key, nbytes = st.data_ptr(), st.nbytes()
+                if key and key not in self._inside and key not in self._outside:  # new memory
+                    self._inside[key] = nbytes
+                    self.live += nbytes
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(st, self._freed, key, nbytes)  # when the storage dies
+        return out
+
+
+def peak_memory(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int]:
+    """Run ``fn(*args, **kwargs)``; return ``(result, peak)``, ``peak`` the most bytes of tensor
+    memory that the call held at once.
+
+    Every storage an operation creates during the call is counted from its creation until it is
+    freed (views share their base's storage and add nothing); tensors that existed before the
+    call (its inputs, a model's weights) are not counted, the result is. Exact and the same on
+    every run, on any device; it sees tensor memory only (not the allocator's own caches, nor
+    what a library allocates outside PyTorch's tensors).
+
+    >>> x = torch.ones(1000)
+    >>> peak_memory(lambda: x * 2 + 1)[1]  # x * 2 (4000 bytes) is alive while + 1 is computed
+    8000
+    """
+    check_callable("fn", fn)
+    with _PeakMemory() as tracker:
+        result = fn(*args, **kwargs)
+    return result, tracker.peak

@@ -7,6 +7,7 @@ from llmcourse.attention import (
     causal_mask,
     merge_heads,
     padding_mask,
+    peak_memory,
     scaled_dot_product_attention,
     split_heads,
 )
@@ -76,6 +77,11 @@ def test_fully_masked_row_is_zero_not_nan():
     assert not torch.isnan(out).any() and not torch.isnan(w).any()
     assert torch.all(w[1] == 0) and torch.all(out[1] == 0)
     assert torch.allclose(w[0], torch.tensor([1.0, 0.0, 0.0]))  # a single key gets weight 1
+    # what a plain softmax gives there (0/0), and what torch's SDPA gives (zeros since 2.5)
+    assert torch.isnan(torch.full((3,), float("-inf")).softmax(-1)).all()
+    if tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 5):
+        ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        assert torch.equal(ref[1], torch.zeros(4)) and torch.allclose(out, ref, atol=1e-6)
 
 
 def test_equal_scores_are_uniform():
@@ -174,3 +180,42 @@ def test_mha_validation():
         MultiHeadAttention(8, 2)(torch.randn(2, 3, 6))
     with pytest.raises(TypeError, match="nn.MultiheadAttention"):
         MultiHeadAttention.from_torch(torch.nn.Linear(2, 2))
+
+
+# ------------------------------------------------------------------------------- peak_memory
+
+def test_peak_memory_counts_what_a_call_holds_at_once():
+    x = torch.ones(1000)  # made before the call: not counted
+    out, peak = peak_memory(lambda: x * 2 + 1)
+    assert peak == 8000 and torch.equal(out, torch.full((1000,), 3.0))  # x * 2 lives during + 1
+    assert peak_memory(lambda: x.view(10, 100).t())[1] == 0  # a view allocates nothing
+    assert peak_memory(lambda: x.mul_(1))[1] == 0  # in place on an input: nothing new
+
+    def alloc_free_alloc():
+        a = torch.empty(250_000)
+        del a  # freed before the next one: the peak is one buffer, not two
+        return torch.empty(250_000)
+
+    assert peak_memory(alloc_free_alloc)[1] == 1_000_000
+
+    def keep_both():
+        a = torch.empty(250_000)
+        return a, torch.empty(250_000, dtype=torch.float64)
+
+    assert peak_memory(keep_both)[1] == 1_000_000 + 2_000_000
+
+
+def test_peak_memory_of_attention_scores_grows_as_t_squared():
+    def scores(T):
+        q = torch.randn(1, T, 16)  # (B, T, d): made inside, counted
+        return q @ q.transpose(-2, -1)  # (B, T, T)
+
+    peaks = [peak_memory(scores, T)[1] for T in (64, 128, 256)]
+    assert peaks == [4 * (T * 16 + T * T) for T in (64, 128, 256)]  # q and the T×T scores
+
+
+def test_peak_memory_passes_arguments_and_rejects_a_non_callable():
+    out, peak = peak_memory(torch.zeros, 3, dtype=torch.float64)
+    assert out.dtype == torch.float64 and peak == 24
+    with pytest.raises(TypeError, match="fn"):
+        peak_memory(5)

@@ -49,3 +49,41 @@ def test_check_causal_mask(capsys):
     assert not check_causal_mask(lambda T: torch.ones(T, T).tril())  # float, not bool
     assert "torch.bool" in capsys.readouterr().out
     assert not check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1))
+
+
+def test_check_split_heads_catches_transpose_before_view(capsys):
+    from llmcourse.attention import split_heads
+    from llmcourse.exercises.attention import check_split_heads
+
+    def good(x, n_head):
+        B, T, C = x.shape
+        return x.view(B, T, n_head, C // n_head).transpose(1, 2)
+
+    def transpose_first(x, n_head):  # the usual bug: right shape, channels and time mixed up
+        B, T, C = x.shape
+        return x.transpose(1, 2).reshape(B, n_head, T, C // n_head)
+
+    def no_transpose(x, n_head):
+        B, T, C = x.shape
+        return x.reshape(B, n_head, T, C // n_head)
+
+    assert check_split_heads(good)
+    assert check_split_heads(split_heads)  # the package's own, an independent version
+    assert "all 4 hidden cases pass" in capsys.readouterr().out
+    assert transpose_first(torch.zeros(2, 5, 12), 4).shape == good(torch.zeros(2, 5, 12), 4).shape
+    assert not check_split_heads(transpose_first)
+    out = capsys.readouterr().out
+    assert "case 1 of 4 is wrong" in out and "x.view(B, T, n_head, hs) first" in out
+    assert not check_split_heads(no_transpose)
+    assert not check_split_heads(lambda x, n_head: x)  # not split at all
+    assert not check_split_heads(lambda x, n_head: (_ for _ in ()).throw(NotImplementedError))
+    assert "not implemented" in capsys.readouterr().out
+
+
+def test_check_split_heads_rejects_a_non_callable():
+    import pytest
+
+    from llmcourse.exercises.attention import check_split_heads
+
+    with pytest.raises(TypeError, match="fn"):
+        check_split_heads("x.view(B, T, nh, hs)")

@@ -1,4 +1,5 @@
-"""Checkers for chapter 03 (attention): ``check_attention`` and ``check_causal_mask``."""
+"""Checkers for chapter 03 (attention): ``check_attention``, ``check_causal_mask`` and
+``check_split_heads``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from torch.nn import functional as F
 
 from llmcourse.exercises import Case, check_fn, run_checks
 
-__all__ = ["check_attention", "check_causal_mask"]
+__all__ = ["check_attention", "check_causal_mask", "check_split_heads"]
 
 
 def _qkv(seed: int, *shape_q: int, S: int | None = None, Dv: int | None = None):
@@ -71,3 +72,20 @@ def check_causal_mask(fn: Callable[[int], torch.Tensor]) -> bool:
         return out.to(torch.int8) if isinstance(out, torch.Tensor) else out
 
     return run_checks(strict, cases, name="causal_mask")
+
+
+def check_split_heads(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool:
+    """Check ``fn(x, n_head) -> (B, n_head, T, C // n_head)`` for ``x`` of shape ``(B, T, C)``:
+    head ``h`` holds channels ``h·hs … (h+1)·hs − 1`` of every position, as
+    ``x.view(B, T, n_head, hs).transpose(1, 2)`` gives. Transposing *before* the view (or not
+    at all) gives the right shape with the wrong numbers, which is what the cases catch."""
+    check_fn(fn)
+    hint = ("split the channels, not the positions: x.view(B, T, n_head, hs) first, then "
+            ".transpose(1, 2). Transposing before the view (or viewing straight to "
+            "(B, n_head, T, hs)) gives the right shape with channels and positions mixed up")
+    cases = []
+    for B, T, C, nh in ((1, 2, 4, 2), (2, 3, 6, 3), (2, 5, 12, 4), (1, 4, 8, 1)):
+        x = torch.arange(B * T * C, dtype=torch.float32).view(B, T, C)  # every entry distinct
+        cases.append(Case((x, nh), x.view(B, T, nh, C // nh).transpose(1, 2),
+                          hint=hint if nh > 1 else "one head: (B, 1, T, C)"))
+    return run_checks(fn, cases, name="split_heads", atol=0.0)
