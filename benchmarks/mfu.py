@@ -230,8 +230,8 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit("benchmarks/mfu.py needs a CUDA GPU (MFU is not defined on a CPU); "
                  "--device cpu --size tiny checks the script itself")
     t_start = time.perf_counter()
-    # TF32 for any fp32 matmul left (the Trainer sets the legacy allow_tf32 flags itself);
-    # this is the spelling Inductor checks and PyTorch recommends
+    # TF32 for any fp32 matmul left (the Trainer sets the same on CUDA); this is the spelling
+    # Inductor checks and PyTorch recommends
     torch.set_float32_matmul_precision("high")
     if args.compile_backend is not None:  # the Trainer calls torch.compile(model) itself
         torch.compile = functools.partial(torch.compile, backend=args.compile_backend)
@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_flops": datasheet_peak(trainer.precision) if cuda else None,
         "tokens_per_s": tps, "mfu": mfu,
         "step_ms": bs * block / tps * 1e3,
-        "tokens_per_s_windows": [round(r["tokens_per_s"]) for r in records],
+        "tokens_per_s_windows": [None if r["tokens_per_s"] is None else round(r["tokens_per_s"])
+                                 for r in records],  # None: the first window after compile
         "memory_mb": recs[-1]["memory_mb"], "final_loss": recs[-1]["loss"],
         "first_window_s": warm.get("time_s"),
         "dynamo": {"after_first_window": {k: v for k, v in warm.items() if k != "time_s"},
