@@ -332,7 +332,7 @@ assert sampling_noise < 0.01  # 4,000 samples: pass@1 is measured to about half 
 # RLHF (InstructGPT, 2022) fits a reward model to human preferences and then runs RL against
 # it. **Direct Preference Optimisation** (Rafailov et al., 2023) skips both: for a prompt `x`
 # with a preferred answer `y_w` and a rejected one `y_l`, it raises the policy's log-ratio to a
-# frozen reference on `y_w` and lowers it on `y_l`:
+# frozen *reference model* (a copy of the SFT model) on `y_w` and lowers it on `y_l`:
 #
 # $$\mathcal{L} = -\log\sigma\Big(\beta\big[(\log\pi(y_w|x)-\log\pi_{\text{ref}}(y_w|x)) - (\log\pi(y_l|x)-\log\pi_{\text{ref}}(y_l|x))\big]\Big)$$
 #
@@ -371,8 +371,8 @@ assert all(c == p.answer != r for p, c, r in pairs) and len(pairs) > 300
 # %% [markdown]
 # The loss, written from the formula, against `llmcourse.align.dpo_loss`. The package's loss is
 # checked against TRL's own `DPOTrainer` (its `_compute_loss` on a batch it collated itself) to
-# `1e-6` in `tests/test_align_dpo.py`; importing TRL here would cost more than this whole
-# section, so the comparison lives in the test.
+# `1e-6` in `tests/test_align_dpo.py`; importing TRL alone costs about 6 s of CPU, more than
+# this chapter's budget can spare, so that comparison lives in the test.
 
 # %%
 def my_dpo_loss(pc, pr, rc, rr, beta):
@@ -741,7 +741,7 @@ local = trl_path.export_chat_model(base, tok, tempfile.mkdtemp(prefix="ch10-"))
 name, where = trl_path.resolve_instruct_model(trl_path.DEFAULT_INSTRUCT_MODEL, local=local)
 print(f"model: {name} ({where} copy)")
 if RUN_TRL:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
     hf_model, hf_tok = AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
@@ -752,12 +752,16 @@ if RUN_TRL:
                              train_dataset=trl_path.sft_dataset(demos),
                              args=SFTConfig(output_dir=str(local / "sft"), max_steps=steps,
                                             learning_rate=1e-4, **common))
+    sft_trainer.remove_callback(PrinterCallback)  # no log line every 5 steps
     sft_trainer.train()
+    # the reference is the model after SFT: without ref_model=, TRL would load it from the
+    # model's folder — the weights from before this SFT
     ref_model = copy.deepcopy(sft_trainer.model).eval()
     dpo_trainer = DPOTrainer(model=sft_trainer.model, ref_model=ref_model, processing_class=hf_tok,
                              train_dataset=trl_path.dpo_dataset(pairs),
                              args=DPOConfig(output_dir=str(local / "dpo"), max_steps=steps,
                                             beta=1.0, learning_rate=2e-4, **common))
+    dpo_trainer.remove_callback(PrinterCallback)
     dpo_trainer.train()
     print({k: round(v, 3) for k, v in dpo_trainer.state.log_history[-2].items()
            if k in ("loss", "rewards/accuracies", "rewards/margins")})
