@@ -58,7 +58,7 @@ __all__ = [
     "Request", "acceptance_rule", "decode_bytes_per_step", "decode_example_7b",
     "decode_tokens_per_s", "dequantize_int4", "dequantize_int8", "forward_with_cache",
     "generate_stream", "kv_cache_bytes", "kv_fragmentation", "linear_weight_bytes",
-    "measure_bandwidth", "measure_step_costs", "memory_bandwidth", "outlier_stats", "pack_int4", "quantize",
-    "quantize_int4", "quantize_int8", "simulate_batching", "speculative_accept",
+    "measure_bandwidth", "measure_step_costs", "memory_bandwidth", "outlier_stats", "pack_int4",
+    "quantize", "quantize_int4", "quantize_int8", "simulate_batching", "speculative_accept",
     "speculative_generate", "unpack_int4", "weight_bytes", "weight_bytes_by_scheme",
 ]
