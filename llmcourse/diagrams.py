@@ -9,9 +9,9 @@ script, no external reference, no font file), so a chapter can embed it in its o
 :func:`show` returns an object that a notebook displays as the SVG **and** a PNG of it. The PNG
 is not decoration: JupyterLab refuses to draw an SVG output of a notebook it does not trust (any
 notebook it did not execute itself, such as a fresh clone of the course) and falls back to the
-PNG, which it always draws. Colab and GitHub draw the SVG. The PNG is rasterised from the SVG
-text by :func:`to_png` (Pillow), which understands exactly the small subset of SVG this module
-writes.
+PNG, which it always draws; Colab and GitHub's notebook view show one or the other. The PNG is
+rasterised from the SVG text by :func:`to_png` (Pillow), which understands exactly the small
+subset of SVG this module writes.
 """
 
 from __future__ import annotations
