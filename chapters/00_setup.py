@@ -63,14 +63,14 @@ print(llmcourse.env_report())
 # | 07 pretraining | a real training loop: mixed precision, checkpoints, resume, MFU | `llmcourse.train` |
 # | 08 scaling to 7B | memory, FLOPs, GPU-hours, ZeRO, scaling laws | `llmcourse.scaling` |
 # | 09 fine-tuning | a real pretrained encoder, LoRA, instruction tuning | `llmcourse.finetune` |
+# | 10 post-training | SFT that stops, DPO, RL with a verifiable reward (GRPO), reward hacking | `llmcourse.align` |
 # | 11 evaluation and limits | metrics done right, calibration, bias, memorisation | `llmcourse.evaluate` |
+# | 12 inference | memory-bound decoding, quantisation, speculative decoding, batching, a chat widget | `llmcourse.inference` |
 #
 # Read them in order: each chapter uses what the previous ones built.
 
 # %% [markdown]
-# The same map as a picture: five parts, each built on the one before (10 post-training and
-# 12 inference are being written; their package modules, `llmcourse.align` and
-# `llmcourse.inference`, are in place).
+# The same map as a picture: five parts, each built on the one before.
 
 # %%
 import plotly.graph_objects as go

@@ -25,7 +25,16 @@ Map: chapter → the modules it imports → their tests. A module ``m`` is teste
     08 scaling to 7B          scaling, widgets.scaling_calculator [test_scaling], ddp_demo, model,
                               data.corpora [test_data]
     09 fine-tuning            finetune, evaluate, train, model, data.corpora [test_data]
+    10 post-training          align [test_align_task, test_align_sft, test_align_dpo,
+                              test_align_grpo, test_align_evals, test_align_trl_path], model, train
     11 evaluation and limits  evaluate, finetune, model, data.corpora [test_data]
+    12 inference              inference.bandwidth [test_inference_bandwidth],
+                              inference.quantize [test_inference_quantize],
+                              inference.speculative [test_inference_speculative],
+                              inference.serving [test_inference_serving],
+                              inference.stream [test_inference_stream], model, scaling,
+                              data.corpora [test_data], widgets.chat [test_chat; in a browser:
+                              test_browser_chat]
 
 Subpackages: ``train`` (the training engine: loop, config, batches, precision, distributed,
 metrics, checkpoint), ``data`` (corpora → token ids → batches), ``widgets`` (notebook figures

@@ -22,6 +22,7 @@ HUB_REVISIONS: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
     "nyu-mll/glue": "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c",
     "stanfordnlp/imdb": "e6281661ce1c48d982bc483cf8a173c1bbeb5d31",
+    "HuggingFaceTB/SmolLM2-135M-Instruct": "12fd25f77366fa6b3b4b768ec3050bf629380bac",
 }
 #: Short (legacy) hub names and the repositories they redirect to.
 HUB_ALIASES: dict[str, str] = {

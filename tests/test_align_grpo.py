@@ -252,3 +252,35 @@ def test_grpo_step_learns_and_a_flawed_reward_is_hacked():
         grpo.grpo_step(policy, None, opt, TOK, probs, format_reward, beta=0.1)
     with pytest.raises(ValueError, match="inner_steps"):
         grpo.grpo_step(policy, ref, opt, TOK, probs, format_reward, inner_steps=0)
+
+
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_grpo_step_equals_a_hand_written_step(inner_steps):
+    """grpo_step = rollout, advantages, then inner_steps updates of grpo_loss whose old log-probs
+    are the sampling policy's (taken before the first update)."""
+    probs = [Problem(12, "+", 34), Problem(5, "+", 6)]
+    policy, ref = tiny_gpt(0), tiny_gpt(1).eval()
+    twin = copy.deepcopy(policy)
+    opt = torch.optim.SGD(policy.parameters(), lr=0.1)
+    opt_twin = torch.optim.SGD(twin.parameters(), lr=0.1)
+    out = grpo.grpo_step(policy, ref, opt, TOK, probs, length_reward, group_size=4,
+                         beta=0.1, inner_steps=inner_steps, grad_clip=None,
+                         generator=torch.Generator().manual_seed(3))
+    ro = grpo.rollout(twin, TOK, probs, length_reward, group_size=4,
+                      generator=torch.Generator().manual_seed(3))
+    adv = grpo.group_advantages(ro.rewards, 4)
+    assert adv.abs().sum() > 0  # the surrogate (and so the ratio) matters
+    with torch.no_grad():
+        old = grpo.token_logps(twin, ro.ids, ro.targets)
+        ref_logps = grpo.token_logps(ref, ro.ids, ro.targets)
+    for _ in range(inner_steps):
+        loss, _ = grpo.grpo_loss(grpo.token_logps(twin, ro.ids, ro.targets), old, ref_logps, adv,
+                                 ro.mask, beta=0.1)
+        opt_twin.zero_grad()
+        loss.backward()
+        opt_twin.step()
+    assert out["loss"] == pytest.approx(loss.item(), abs=1e-6)
+    for a, b in zip(policy.parameters(), twin.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(policy.parameters(),
+                                                      tiny_gpt(0).parameters()))

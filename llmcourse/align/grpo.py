@@ -234,10 +234,14 @@ def grpo_step(policy: nn.Module, ref_model: nn.Module | None, optimizer: torch.o
     adv = group_advantages(ro.rewards, group_size).to(ro.ids.device)
     mask = ro.mask
     with torch.no_grad():
-        old = token_logps(policy, ro.ids, ro.targets, temperature)
         ref = None if ref_model is None else token_logps(ref_model, ro.ids, ro.targets, temperature)
+        # the sampling policy's log-probs; with one update per rollout they are the first
+        # forward's own (detached), so that forward is not run twice
+        old = token_logps(policy, ro.ids, ro.targets, temperature) if inner_steps > 1 else None
     for _ in range(inner_steps):
         logps = token_logps(policy, ro.ids, ro.targets, temperature)
+        if old is None:
+            old = logps.detach()
         loss, stats = grpo_loss(logps, old, ref, adv, mask, epsilon, beta, loss_type)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -8,6 +8,8 @@
   bandwidth, the worked 7B example.
 * :mod:`~llmcourse.inference.serving`: static vs continuous batching simulated, a paged KV
   cache block table with prefix caching.
+* :mod:`~llmcourse.inference.stream`: :func:`generate_stream`, token ids one at a time (a chat
+  UI's loop, :class:`llmcourse.widgets.chat.ChatWidget`).
 """
 
 from llmcourse.inference.bandwidth import (
@@ -49,13 +51,14 @@ from llmcourse.inference.speculative import (
     speculative_accept,
     speculative_generate,
 )
+from llmcourse.inference.stream import generate_stream
 
 __all__ = [
     "GPU_BANDWIDTH", "LLAMA2_7B", "SCHEMES", "BlockTable", "LinearCost", "QuantLinear",
     "Request", "acceptance_rule", "decode_bytes_per_step", "decode_example_7b",
     "decode_tokens_per_s", "dequantize_int4", "dequantize_int8", "forward_with_cache",
-    "kv_cache_bytes", "kv_fragmentation", "linear_weight_bytes", "measure_bandwidth",
-    "measure_step_costs", "memory_bandwidth", "outlier_stats", "pack_int4", "quantize",
-    "quantize_int4", "quantize_int8", "simulate_batching", "speculative_accept",
+    "generate_stream", "kv_cache_bytes", "kv_fragmentation", "linear_weight_bytes",
+    "measure_bandwidth", "measure_step_costs", "memory_bandwidth", "outlier_stats", "pack_int4",
+    "quantize", "quantize_int4", "quantize_int8", "simulate_batching", "speculative_accept",
     "speculative_generate", "unpack_int4", "weight_bytes", "weight_bytes_by_scheme",
 ]

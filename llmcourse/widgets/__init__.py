@@ -9,6 +9,8 @@
   as a trainer callback or from ``metrics.jsonl`` (:func:`figure_from_metrics`; chapter 07).
 * ``scaling_calculator``: :class:`ScalingCalculator`, a model and a cluster → memory per GPU,
   time and cost of a training run (chapter 08).
+* ``chat``: :class:`ChatWidget`, a prompt box whose answer streams in token by token from one
+  of the course's models, stopping at the end token, with temperature/top-p controls (chapter 12).
 * ``renderer``: :func:`configure_renderer` (figures show in JupyterLab, VS Code and Colab) and
   :func:`export_html` (one self-contained HTML file).
 """
@@ -19,6 +21,7 @@ from llmcourse.widgets.attention import (
     head_summary,
     model_view,
 )
+from llmcourse.widgets.chat import ChatWidget
 from llmcourse.widgets.explorer import AttentionExplorer, attention_explorer
 from llmcourse.widgets.next_token import NextTokenWidget, show_token
 from llmcourse.widgets.renderer import configure_renderer, export_html
@@ -27,6 +30,7 @@ from llmcourse.widgets.training_dashboard import Dashboard, figure_from_metrics
 
 __all__ = [
     "AttentionExplorer",
+    "ChatWidget",
     "Dashboard",
     "NextTokenWidget",
     "ScalingCalculator",

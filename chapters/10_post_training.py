@@ -744,7 +744,9 @@ if RUN_TRL:
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-    hf_model, hf_tok = AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+    rev = llmcourse.env.hub_repo(name)[1] if where == "hub" else None  # the pinned commit
+    hf_model = AutoModelForCausalLM.from_pretrained(name, revision=rev)
+    hf_tok = AutoTokenizer.from_pretrained(name, revision=rev)
     common = dict(report_to="none", bf16=False, logging_steps=5, save_strategy="no",
                   disable_tqdm=True, per_device_train_batch_size=16, use_cpu=device.type == "cpu")
     steps = 20 if where == "local" else 200
