@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -92,6 +92,13 @@ def check_callable(name: str, value: object, what: str = "") -> Callable:
     return value
 
 
+def check_type(name: str, value: object, cls: type) -> object:
+    """``value`` if it is an instance of ``cls``, else a ``TypeError`` naming both."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__}, got {_kind(value)}")
+    return value
+
+
 def check_module(name: str, value: object) -> torch.nn.Module:
     if not isinstance(value, torch.nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {_kind(value)}")
@@ -124,6 +131,21 @@ def check_tensor(name: str, value: object, *, ndim: int | tuple[int, ...] | None
                            or value.dtype == torch.bool):
         raise ValueError(f"{name} must be an integer tensor, got dtype {value.dtype}")
     return value
+
+
+def check_items(name: str, value: object, item_type: type | tuple[type, ...] | None = None,
+                what: str = "items") -> list:
+    """A non-empty sequence (a list or tuple; not a string) as a list; with ``item_type``, every
+    item must be an instance of it. ``what`` names the items in the message."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a sequence of {what}, got {_kind(value)}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if item_type is not None:
+        for k, item in enumerate(value):
+            if not isinstance(item, item_type):
+                raise TypeError(f"{name} must hold {what}, found {_kind(item)} at position {k}")
+    return list(value)
 
 
 def check_int_list(name: str, values: object, *, min: int | None = None) -> list[int]:

@@ -435,6 +435,16 @@ def _color(value: str | None) -> str | None:
     return None if value in (None, "none") else value
 
 
+def _parse_svg(svg: str) -> ET.Element:
+    try:
+        root = ET.fromstring(svg)
+    except ET.ParseError as err:
+        raise ValueError(f"svg must be well-formed XML: {err}") from err
+    if root.tag != f"{{{SVG_NS}}}svg":
+        raise ValueError(f"svg must have an <svg> root in the SVG namespace, got {root.tag!r}")
+    return root
+
+
 def to_png(svg: str, *, scale: float = 2.0) -> bytes:
     """Rasterise an SVG written by this module into PNG bytes, ``scale`` pixels per unit.
 
@@ -449,12 +459,7 @@ def to_png(svg: str, *, scale: float = 2.0) -> bytes:
         from PIL import Image, ImageDraw
     except ImportError as err:  # pragma: no cover - Pillow is a dependency
         raise ImportError("to_png needs Pillow: pip install pillow") from err
-    try:
-        root = ET.fromstring(svg)
-    except ET.ParseError as err:
-        raise ValueError(f"svg must be well-formed XML: {err}") from err
-    if root.tag != f"{{{SVG_NS}}}svg":
-        raise ValueError(f"svg must have an <svg> root in the SVG namespace, got {root.tag!r}")
+    root = _parse_svg(svg)
     width, height = float(root.get("width", 0)), float(root.get("height", 0))
     if width <= 0 or height <= 0:
         raise ValueError(f"svg must have a positive width and height, got {width} × {height}")
@@ -551,11 +556,6 @@ def show(svg: str) -> Diagram:
     """Wrap SVG text from this module for display: a notebook shows the SVG, and the PNG where
     it does not draw the SVG (JupyterLab, for a notebook it does not trust)."""
     check_str("svg", svg, empty=False)
-    try:
-        root = ET.fromstring(svg)
-    except ET.ParseError as err:
-        raise ValueError(f"svg must be well-formed XML: {err}") from err
-    if root.tag != f"{{{SVG_NS}}}svg":
-        raise ValueError(f"svg must have an <svg> root in the SVG namespace, got {root.tag!r}")
+    root = _parse_svg(svg)
     title = root.find(f"{{{SVG_NS}}}title")
     return Diagram(svg, title.text if title is not None and title.text else "diagram")

@@ -23,6 +23,7 @@ from llmcourse._checks import (
     check_callable,
     check_int,
     check_int_list,
+    check_items,
     check_number,
     check_str,
     check_tensor,
@@ -538,11 +539,7 @@ def sft_example(encode: Callable[[str], list[int]], instruction: str, response: 
 def collate_sft(examples: Sequence[tuple[list[int], list[int]]],
                 pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad a batch: inputs with ``pad_id``, labels with -100."""
-    if isinstance(examples, (str, bytes)) or not isinstance(examples, Sequence):
-        raise TypeError(f"examples must be a list of (ids, labels) pairs, got "
-                        f"{type(examples).__name__}")
-    if not examples:
-        raise ValueError("examples must not be empty")
+    examples = check_items("examples", examples, what="(ids, labels) pairs")
     check_int("pad_id", pad_id, min=0)
     for k, ex in enumerate(examples):
         if not isinstance(ex, (tuple, list)) or len(ex) != 2:

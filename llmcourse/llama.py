@@ -39,8 +39,9 @@ from llmcourse._checks import (
     check_path,
     check_str,
     check_tensor,
+    check_type,
 )
-from llmcourse.model import GPT, _check_sampling, next_token_probs
+from llmcourse.model import GPT, decode
 
 # Hub models that from_pretrained pins (name -> commit), so a course run gets the same weights.
 PINNED_REVISIONS = {
@@ -385,15 +386,15 @@ class DecoderLayer(nn.Module):
 class Llama(nn.Module):
     """A Llama-style decoder-only transformer (also Mistral, Qwen3, Mixtral by configuration)."""
 
-    # the checks of ids and targets are GPT's (they read only config.vocab_size / block_size)
+    # the checks of ids and targets and the loss are GPT's (they read only config.vocab_size /
+    # block_size)
     _check_idx = GPT._check_idx
     _check_targets = GPT._check_targets
+    _lm_loss = GPT._lm_loss
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
-        if not isinstance(config, LlamaConfig):
-            raise TypeError(f"config must be a LlamaConfig, got {type(config).__name__}")
-        self.config = config
+        self.config = check_type("config", config, LlamaConfig)
         self.model = nn.ModuleDict(dict(
             embed_tokens=nn.Embedding(config.vocab_size, config.n_embd),  # no position table
             layers=nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layer)),
@@ -489,15 +490,11 @@ class Llama(nn.Module):
         idx = idx if idx.dtype in (torch.long, torch.int32) else idx.long()  # nn.Embedding's
         x, attentions, router_logits = self._run(idx, 0, None, return_attentions)
         logits = self.lm_head(x)  # (B, T, vocab)
-        loss = None
-        if targets is not None:
-            self._check_targets(targets, idx)
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)),
-                                   targets.reshape(-1).long(), ignore_index=-100)
-            if self.config.n_experts is not None:
-                aux = load_balancing_loss(router_logits, self.config.n_experts_per_tok)
-                self.last_aux_loss = aux.detach()
-                loss = loss + self.config.router_aux_loss_coef * aux
+        loss = None if targets is None else self._lm_loss(logits, targets, idx)
+        if loss is not None and self.config.n_experts is not None:
+            aux = load_balancing_loss(router_logits, self.config.n_experts_per_tok)
+            self.last_aux_loss = aux.detach()
+            loss = loss + self.config.router_aux_loss_coef * aux
         if return_attentions:
             return logits, loss, tuple(attentions)
         return logits, loss
@@ -531,34 +528,7 @@ class Llama(nn.Module):
         rebuilt.
         """
         self._check_idx(idx)
-        check_int("max_new_tokens", max_new_tokens, min=0)
-        _check_sampling(temperature, top_k, top_p)
-        check_bool("use_cache", use_cache)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        was_training = self.training
-        self.eval()
-        try:
-            idx = idx.long()
-            bs = self.config.block_size
-            cache = None
-            for _ in range(max_new_tokens):
-                if not use_cache:
-                    logits = self(idx[:, -bs:])[0][:, -1, :]  # recompute everything: (B, vocab)
-                elif cache is None or idx.size(1) > bs:  # first step, or the window slid
-                    cache = [[] for _ in self.model.layers]
-                    logits = self._forward_cached(idx[:, -bs:], cache)
-                else:  # only the newest token goes through the network
-                    logits = self._forward_cached(idx[:, -1:], cache)
-                probs = next_token_probs(logits, temperature, top_k, top_p)  # (B, vocab)
-                if temperature == 0:
-                    nxt = probs.argmax(dim=-1, keepdim=True)  # (B, 1)
-                else:
-                    nxt = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
-                idx = torch.cat([idx, nxt], dim=1)
-        finally:
-            self.train(was_training)
-        return idx
+        return decode(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, generator)
 
     # ----------------------------------------------------------------------------------------
     # Hugging Face interoperability

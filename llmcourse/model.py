@@ -14,7 +14,14 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from llmcourse._checks import check_bool, check_choice, check_int, check_number, check_tensor
+from llmcourse._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_tensor,
+    check_type,
+)
 
 
 @dataclass
@@ -129,9 +136,7 @@ class GPT(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        if not isinstance(config, GPTConfig):
-            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
-        self.config = config
+        self.config = check_type("config", config, GPTConfig)
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings
             wpe=nn.Embedding(config.block_size, config.n_embd),  # learned positions
@@ -234,11 +239,7 @@ class GPT(nn.Module):
             attentions.append(att)
         x = self.transformer.ln_f(x)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, vocab)
-        loss = None
-        if targets is not None:
-            self._check_targets(targets, idx)
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)),
-                                   targets.reshape(-1).long(), ignore_index=-100)
+        loss = None if targets is None else self._lm_loss(logits, targets, idx)
         if return_attentions:
             return logits, loss, tuple(attentions)
         return logits, loss
@@ -246,6 +247,14 @@ class GPT(nn.Module):
     # ----------------------------------------------------------------------------------------
     # Generation, with and without a KV cache
     # ----------------------------------------------------------------------------------------
+
+    def _lm_loss(self, logits: torch.Tensor, targets: torch.Tensor,
+                 idx: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of ``logits`` (B, T, vocab) against ``targets`` (B, T), computed in
+        float32; positions set to -100 are ignored."""
+        self._check_targets(targets, idx)
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)),
+                               targets.reshape(-1).long(), ignore_index=-100)
 
     def _forward_cached(self, idx: torch.Tensor, cache: list[list[torch.Tensor]]) -> torch.Tensor:
         """Run ``idx`` (B, T) after the tokens already in ``cache``; return the last logits.
@@ -281,35 +290,7 @@ class GPT(nn.Module):
         and, since every position then shifts, the cache is rebuilt from that window each step.
         """
         self._check_idx(idx)
-        check_int("max_new_tokens", max_new_tokens, min=0)
-        _check_sampling(temperature, top_k, top_p)
-        if not isinstance(use_cache, bool):
-            raise TypeError(f"use_cache must be a bool, got {type(use_cache).__name__}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        was_training = self.training
-        self.eval()
-        try:
-            idx = idx.long()
-            bs = self.config.block_size
-            cache = None
-            for _ in range(max_new_tokens):
-                if not use_cache:
-                    logits = self(idx[:, -bs:])[0][:, -1, :]  # recompute everything: (B, vocab)
-                elif cache is None or idx.size(1) > bs:  # first step, or the window slid
-                    cache = [[] for _ in self.transformer.h]
-                    logits = self._forward_cached(idx[:, -bs:], cache)
-                else:  # only the newest token goes through the network
-                    logits = self._forward_cached(idx[:, -1:], cache)
-                probs = next_token_probs(logits, temperature, top_k, top_p)  # (B, vocab)
-                if temperature == 0:
-                    nxt = probs.argmax(dim=-1, keepdim=True)  # (B, 1)
-                else:
-                    nxt = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
-                idx = torch.cat([idx, nxt], dim=1)
-        finally:
-            self.train(was_training)
-        return idx
+        return decode(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, generator)
 
     # ----------------------------------------------------------------------------------------
     # Hugging Face GPT-2 interoperability
@@ -483,3 +464,43 @@ def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int 
         probs = probs.masked_fill(drop, 0.0)
         probs = probs / probs.sum(dim=-1, keepdim=True)
     return probs
+
+
+def decode(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+           top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """The decoding loop of :meth:`GPT.generate` and :meth:`llmcourse.llama.Llama.generate`.
+
+    ``model`` is called as ``model(idx) -> (logits, loss)`` and has ``config.block_size``,
+    ``config.n_layer`` and ``_forward_cached(idx, cache)`` (the logits of the last position,
+    with ``cache`` a list of per-layer lists it fills). ``idx`` (B, T) is checked by the
+    caller (its vocabulary); returns (B, T + max_new_tokens).
+    """
+    check_int("max_new_tokens", max_new_tokens, min=0)
+    _check_sampling(temperature, top_k, top_p)
+    check_bool("use_cache", use_cache)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    was_training = model.training
+    model.eval()
+    try:
+        idx = idx.long()
+        bs = model.config.block_size
+        cache = None
+        for _ in range(max_new_tokens):
+            if not use_cache:
+                logits = model(idx[:, -bs:])[0][:, -1, :]  # recompute everything: (B, vocab)
+            elif cache is None or idx.size(1) > bs:  # first step, or the window slid
+                cache = [[] for _ in range(model.config.n_layer)]
+                logits = model._forward_cached(idx[:, -bs:], cache)
+            else:  # only the newest token goes through the network
+                logits = model._forward_cached(idx[:, -1:], cache)
+            probs = next_token_probs(logits, temperature, top_k, top_p)  # (B, vocab)
+            if temperature == 0:
+                nxt = probs.argmax(dim=-1, keepdim=True)  # (B, 1)
+            else:
+                nxt = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+            idx = torch.cat([idx, nxt], dim=1)
+    finally:
+        model.train(was_training)
+    return idx

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from llmcourse._checks import check_callable, check_int, check_module, check_str
+from llmcourse._checks import check_callable, check_int, check_items, check_module, check_str
 from llmcourse.align.logprobs import model_logits
 from llmcourse.align.task import (
     ChatTokenizer,
@@ -48,11 +48,7 @@ def sample_completions(model: nn.Module, prompts: Sequence[Sequence[int]], max_n
     if not hasattr(model, "generate"):
         raise TypeError(f"model must be an llmcourse GPT (with .generate), got "
                         f"{type(model).__name__}")
-    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
-        raise TypeError(f"prompts must be a sequence of token-id lists, got "
-                        f"{type(prompts).__name__}")
-    if not prompts:
-        raise ValueError("prompts must not be empty")
+    prompts = check_items("prompts", prompts, what="token-id lists")
     check_int("max_new_tokens", max_new_tokens, min=1)
     check_int("stop_id", stop_id, min=0)
     check_int("num_samples", num_samples, min=1)

@@ -32,16 +32,10 @@ from llmcourse._checks import (
     check_number,
     check_tensor,
 )
+from llmcourse.align import task
 from llmcourse.align.evals import sample_completions
 from llmcourse.align.logprobs import IGNORE, token_logps
-from llmcourse.align.task import (
-    ChatTokenizer,
-    Problem,
-    _check_problems,
-    _check_tok,
-    chat_prompt,
-    parse_answer,
-)
+from llmcourse.align.task import ChatTokenizer, Problem, chat_prompt, parse_answer
 
 __all__ = [
     "LOSS_TYPES", "Rollout", "group_advantages", "grpo_loss", "grpo_step", "kl_k3", "rollout",
@@ -164,8 +158,8 @@ def rollout(model: nn.Module, tok: ChatTokenizer, problems: Sequence[Problem],
             max_new_tokens: int | None = None, temperature: float = 1.0,
             generator: torch.Generator | None = None) -> Rollout:
     """Sample ``group_size`` completions per problem and score them with ``reward_fn``."""
-    _check_tok(tok)
-    problems = _check_problems(problems)
+    task._check_tok(tok)
+    problems = task._check_problems(problems)
     check_callable("reward_fn", reward_fn, ": (completion, problem) -> float")
     check_int("group_size", group_size, min=2)
     check_number("temperature", temperature, min=0.0, min_open=True)

@@ -27,6 +27,7 @@ from llmcourse._checks import (
     check_choice,
     check_int,
     check_int_list,
+    check_items,
     check_number,
     check_str,
 )
@@ -206,14 +207,7 @@ def _check_tok(tok: object) -> ChatTokenizer:
 
 
 def _check_problems(problems: object) -> list[Problem]:
-    if isinstance(problems, (str, bytes)) or not isinstance(problems, Sequence):
-        raise TypeError(f"problems must be a sequence of Problem, got {type(problems).__name__}")
-    if not problems:
-        raise ValueError("problems must not be empty")
-    for p in problems:
-        if not isinstance(p, Problem):
-            raise TypeError(f"problems must hold Problem objects, found {type(p).__name__}")
-    return list(problems)
+    return check_items("problems", problems, Problem, "Problem objects")
 
 
 def chat_prompt(question: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from llmcourse._checks import check_callable, check_number, check_str
+from llmcourse._checks import check_callable, check_items, check_number, check_str
 
 
 @dataclass
@@ -91,13 +91,7 @@ def _short(x: Any, limit: int = 160) -> str:
 def run_checks(fn: Callable, cases: Sequence[Case], *, name: str, atol: float = 1e-5) -> bool:
     """Run ``fn`` on each case; print one friendly line per outcome; return whether all passed."""
     check_fn(fn)
-    if not isinstance(cases, (list, tuple)):
-        raise TypeError(f"cases must be a list of Case, got {type(cases).__name__}")
-    if not cases:
-        raise ValueError("cases must not be empty")
-    for case in cases:
-        if not isinstance(case, Case):
-            raise TypeError(f"cases must hold Case objects, got {type(case).__name__}")
+    cases = check_items("cases", cases, Case, "Case objects")
     check_str("name", name, empty=False)
     check_number("atol", atol, min=0.0)
     for i, case in enumerate(cases, 1):

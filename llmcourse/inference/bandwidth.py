@@ -58,6 +58,22 @@ def _positive(name: str, value: object) -> float:
     return check_number(name, value, min=0.0, min_open=True)
 
 
+def best_time(fn, repeats: int, device: torch.device) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn()`` in seconds, after one warm-up call;
+    on CUDA the device is synchronised before and after each call (kernels run async)."""
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def memory_bandwidth(gpu: str) -> float:
     """Peak memory bandwidth (bytes/s) of a GPU named as :func:`llmcourse.hardware.gpu_key`
     accepts (``"H100"``, ``"A100"``, ``"NVIDIA H100 80GB HBM3"``, ...)."""
@@ -152,17 +168,7 @@ def measure_bandwidth(n_bytes: int = 256 * 2**20, repeats: int = 5,
     y = torch.empty_like(x)
 
     def best(fn) -> float:
-        fn()  # warm-up
-        times = []
-        for _ in range(r):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - t0)
-        return min(times)
+        return best_time(fn, r, device)
 
     nbytes = x.nbytes
     return {"read": nbytes / best(lambda: x.sum()), "copy": 2 * nbytes / best(lambda: y.copy_(x)),

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from numbers import Real
 import torch
 
 from llmcourse._checks import check_int, check_number
+from llmcourse.inference.bandwidth import best_time
 from llmcourse.inference.speculative import forward_with_cache
 from llmcourse.model import GPT
 
@@ -177,15 +177,7 @@ def measure_step_costs(model: GPT, *, prompt_len: int, batch_sizes: Sequence[int
     model.eval()
 
     def best(fn) -> float:
-        fn()
-        ts = []
-        for _ in range(r):
-            t0 = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            ts.append(time.perf_counter() - t0)
-        return min(ts)
+        return best_time(fn, r, device)
 
     try:
         V = model.config.vocab_size
