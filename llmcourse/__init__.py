@@ -16,8 +16,8 @@ Map: chapter → the modules it imports → their tests. A module ``m`` is teste
                               widgets.renderer [test_viz; in a browser: test_browser], diagrams
                               [test_diagrams; in a browser: test_browser_diagrams]
     04 transformer and GPT    model, diagrams [test_diagrams], data.corpora [test_data]
-    05 modern decoders        llama [test_llama, test_pretrain_llama], model, train, env,
-                              data.corpora [test_data]
+    05 modern decoders        llama [test_llama, test_pretrain_llama], llama_hf [test_llama],
+                              model, train, env, data.corpora [test_data]
     06 cross-entropy, optim.  exercises.loss (the rest is plain torch)
     07 pretraining            train.* [test_train; DDP/FSDP: test_ddp], data.corpora [test_data],
                               data.packing [test_packing], pretrain, hardware, model,

@@ -12,6 +12,10 @@ notebook it did not execute itself, such as a fresh clone of the course) and fal
 PNG, which it always draws; Colab and GitHub's notebook view show one or the other. The PNG is
 rasterised from the SVG text by :func:`to_png` (Pillow), which understands exactly the small
 subset of SVG this module writes.
+
+Why one module of about 560 lines: the drawings and the rasteriser belong together — ``to_png``
+understands exactly the elements the drawing canvas writes, and a test draws every diagram
+through both.
 """
 
 from __future__ import annotations

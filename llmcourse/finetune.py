@@ -5,6 +5,9 @@ Data sets are built at run time from the standard library's docstrings
 examples and the same splits. Texts are deduplicated first (inherited and aliased methods share
 a docstring), then each split is decided by a hash of the normalised *text*, so an identical text
 can never land in two splits, and splits do not move when other examples are added or removed.
+
+Why one module of about 560 lines: it holds chapter 09's helpers in the order the chapter uses
+them (data sets, LoRA, the GPT classifier, SFT examples), each section short and independent.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ The formulas are plain Python arithmetic on numbers (no tensors); only
   (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models",
   §4, equations 1 and 2 with no tensor or sequence parallelism).
 * GPU peaks: :mod:`llmcourse.hardware` (the same table the training engine's MFU uses).
+
+Why one module of about 540 lines: each function is one cited formula, and they build on each
+other (memory uses bytes per parameter and activation bytes; time and cost use FLOPs) — chapter
+08 and :class:`llmcourse.widgets.ScalingCalculator` read them as one table of costs.
 """
 
 from __future__ import annotations

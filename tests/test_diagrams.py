@@ -187,6 +187,28 @@ def test_to_png_draws_the_boxes():
     assert dark > 2_000  # text and lines were drawn
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_every_diagram_rasterises_with_every_box_in_its_colour(name):
+    """to_png understands every element each drawing writes (another would be a ValueError) and
+    paints each filled box: a pixel just inside its left edge has the box's fill colour."""
+    from PIL import Image
+
+    svg = ALL[name]()
+    root = _parse(svg)
+    img = Image.open(io.BytesIO(diagrams.to_png(svg, scale=2))).convert("RGB")
+    assert img.size == (2 * int(float(root.get("width"))), 2 * int(float(root.get("height"))))
+    boxes = [r for r in root.iter(f"{NS}rect")
+             if r.get("fill", "none") not in ("none", "#fff", "#ffffff")
+             and float(r.get("width")) > 12 and float(r.get("height")) > 12]
+    assert boxes
+    for r in boxes:
+        fill = r.get("fill")
+        want = tuple(int(fill[i:i + 2], 16) for i in (1, 3, 5))
+        x, y = 2 * (float(r.get("x")) + 3), 2 * (float(r.get("y")) + 3)
+        got = img.getpixel((round(x), round(y)))
+        assert max(abs(a - b) for a, b in zip(got, want)) <= 12, (name, fill, got)
+
+
 def test_show_gives_svg_png_and_a_text_fallback():
     from PIL import Image
 

@@ -169,3 +169,15 @@ def test_chapter_cells_are_clean_and_the_colab_install_is_pinned():
         assert installs and all(pin in c.source for c in installs), f"{py.name}: unpinned install"
         assert all("hide-input" in c.metadata.get("tags", []) for c in installs), py.name
     assert pin in (ROOT / "README.md").read_text()
+
+
+def test_contributing_holds_the_same_package_map():
+    """CONTRIBUTING's copy of the chapter → module → test map equals the package docstring's."""
+    import textwrap
+
+    import llmcourse
+
+    block = llmcourse.__doc__.split("::\n", 1)[1].strip("\n").split("\n\n", 1)[0]
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    copy = text.split("### The map: chapter → modules → tests", 1)[1].split("```text\n", 1)[1]
+    assert copy.split("\n```", 1)[0] == textwrap.dedent(block)
