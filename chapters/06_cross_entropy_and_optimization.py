@@ -80,11 +80,30 @@ assert round(loss.item(), 2) == 0.51
 
 # %% [markdown]
 # The better the prediction, the lower the loss: it is 0 for a certain, correct prediction and
-# grows without bound as `q(true)` → 0.
+# grows without bound as `q(true)` → 0. Each halving of `q(true)` costs the same `ln 2` ≈ 0.69
+# nats, so a confident wrong answer is punished far more than a hesitant one:
 
 # %%
-for q_true in (1.0, 0.9, 0.6, 0.1, 0.01):
-    print(f"q(true) = {q_true:<5} loss = {math.log(1 / q_true):.3f}")
+q_grid = torch.linspace(0.005, 1.0, 200)
+examples = torch.tensor([1.0, 0.9, 0.6, 0.1, 0.01])
+fig = go.Figure()
+fig.add_scatter(x=q_grid.tolist(), y=(-q_grid.log()).tolist(), mode="lines", name="−ln q(true)")
+fig.add_scatter(x=examples.tolist(), y=(-examples.log()).tolist(), mode="markers+text",
+                text=[f"{v:.2f}" for v in -examples.log()], textposition="top right",
+                name="examples")
+fig.update_layout(title="The loss of one prediction: −ln q(true)", width=620, height=360,
+                  xaxis_title="q(true): probability given to the token that came next",
+                  yaxis_title="loss (nats)")
+fig
+
+# %%
+curve_x, curve_y = torch.tensor(fig.data[0].x), torch.tensor(fig.data[0].y)
+assert torch.allclose(curve_y, -curve_x.log())  # the curve is −ln q…
+assert (curve_y.diff() < 0).all() and curve_y[-1] == 0  # …falling to exactly 0 at q = 1…
+assert curve_y[0] > 5  # …and above 5 nats once q(true) < 0.7 %
+marks = dict(zip(fig.data[1].x, fig.data[1].y))
+assert math.isclose(marks[examples[2].item()], loss.item(), rel_tol=1e-6)  # q = 0.6: the example above
+assert math.isclose(marks[examples[4].item()], math.log(100), rel_tol=1e-6)  # q = 0.01: ln 100
 
 # %% [markdown]
 # ## 2. KL divergence
@@ -147,8 +166,10 @@ assert torch.allclose(log_softmax(zz), F.log_softmax(zz, dim=-1), atol=1e-5)
 #
 # - `ignore_index=-100`: positions whose target is `-100` (padding, or a prompt we do not train
 #   on) count for nothing — neither in the sum nor in the number we divide by;
-# - `label_smoothing=ε`: the target becomes `(1 − ε)·one-hot + ε·uniform`, so the loss adds
-#   `ε · mean_x(−ln q(x))`, discouraging over-confident logits.
+# - `label_smoothing=ε`: the target becomes `(1 − ε)·one-hot + ε·uniform`, so the loss is
+#   `(1 − ε)·NLL + ε·mean_x(−ln q(x))`, with `NLL = −ln q(true)`: the usual term weighs
+#   `1 − ε`, and the mean over the whole vocabulary punishes giving any token a tiny
+#   probability, which discourages over-confident logits.
 
 # %%
 def cross_entropy(logits, targets, ignore_index=-100, label_smoothing=0.0):
@@ -171,6 +192,21 @@ for eps in (0.0, 0.1):
     assert torch.allclose(ours, theirs, atol=1e-6)
 
 # %% [markdown]
+# The same formula written out with PyTorch's own pieces — and not "NLL plus ε times the
+# mean", which is what "adds a term" would suggest:
+
+# %%
+eps, keep = 0.1, targets != -100
+nll = F.cross_entropy(logits, targets)  # mean −ln q(true) over the kept positions
+mean_neg_logq = -F.log_softmax(logits[keep], dim=-1).mean(dim=-1).mean()  # mean over x too
+smoothed = F.cross_entropy(logits, targets, label_smoothing=eps)
+print(f"NLL {nll:.4f}, mean(−ln q) {mean_neg_logq:.4f}: "
+      f"(1 − ε)·NLL + ε·mean(−ln q) = {(1 - eps) * nll + eps * mean_neg_logq:.4f}, "
+      f"torch {smoothed:.4f}")
+assert torch.allclose(smoothed, (1 - eps) * nll + eps * mean_neg_logq, atol=1e-6)
+assert not torch.allclose(smoothed, nll + eps * mean_neg_logq, atol=1e-2)
+
+# %% [markdown]
 # A GPT's logits are `(B, T, V)` and its targets `(B, T)`: flatten both, exactly like
 # `GPT.forward` does.
 
@@ -180,7 +216,6 @@ logits3, targets3 = torch.randn(B, T, V), torch.randint(0, V, (B, T))
 flat = F.cross_entropy(logits3.view(-1, V), targets3.view(-1))
 assert torch.allclose(flat, cross_entropy(logits3.view(-1, V), targets3.view(-1)), atol=1e-6)
 assert torch.allclose(flat, F.cross_entropy(logits3.transpose(1, 2), targets3))  # (B, V, T) form
-print("flattened (B·T, V) loss == (B, V, T) loss:", True)
 
 # %% [markdown]
 # ## 5. Perplexity and bits
@@ -222,7 +257,8 @@ assert loss_u / math.log(2) < 8  # better than the 8 bits of a raw byte
 #
 # With `q = softmax(z)` and a one-hot target `y`, `∂ loss / ∂ z = q − y`: the gradient pushes up
 # the true token's logit by `1 − q(true)` and pushes down each other logit by its probability.
-# That is why training is stable: each gradient component is between −1 and 1. Autograd agrees:
+# So each component of the gradient **with respect to the logits** is between −1 and 1, however
+# wrong the model is. Autograd agrees:
 
 # %%
 z = torch.randn(4, 6, requires_grad=True)
@@ -230,7 +266,34 @@ y = torch.tensor([0, 3, 5, 1])
 F.cross_entropy(z, y).backward()  # mean over 4 rows: each row's gradient is divided by 4
 expected = (z.softmax(-1) - F.one_hot(y, 6)) / 4
 assert torch.allclose(z.grad, expected.detach(), atol=1e-7)
-print("autograd gradient == (softmax(z) - one_hot(y)) / N:", True)
+assert (z.grad * 4).abs().max() <= 1 and torch.allclose(z.grad.sum(-1), torch.zeros(4), atol=1e-7)
+
+# %% [markdown]
+# That bound does **not** carry over to the parameters. For the layer that makes the logits,
+# `z = W x + b`, the chain rule gives `∂ loss / ∂ W = (q − y) xᵀ`: the bounded `q − y` times
+# the layer's input, which can be as large as it likes. Scale the input of a real
+# `nn.Linear` and watch:
+
+# %%
+torch.manual_seed(0)
+head = nn.Linear(64, 10)  # an output layer: 64 features in, 10 logits out
+x, y = torch.randn(8, 64), torch.randint(0, 10, (8,))
+for scale in (1, 10, 100):
+    head.zero_grad()
+    logits_h = head(scale * x)
+    logits_h.retain_grad()
+    F.cross_entropy(logits_h, y, reduction="sum").backward()  # sum: each row's gradient is q − y
+    print(f"input × {scale:>3}: max |∂loss/∂z| = {logits_h.grad.abs().max():.2f}, "
+          f"max |∂loss/∂W| = {head.weight.grad.abs().max():.1f}")
+    assert logits_h.grad.abs().max() <= 1  # bounded, whatever the input
+    assert torch.allclose(head.weight.grad, logits_h.grad.T @ (scale * x), rtol=1e-4, atol=1e-4)
+assert head.weight.grad.abs().max() > 100  # the weight gradient is not
+
+# %% [markdown]
+# Deeper layers multiply by more such factors, so one unlucky batch can produce a huge step.
+# That is why training stays stable only with help: normalised activations, small learning
+# rates, and **gradient clipping**, which rescales the whole gradient when its norm exceeds a
+# limit (chapter 07).
 
 # %% [markdown]
 # ## 7. Gradient descent
@@ -284,8 +347,23 @@ def bowl_figure(paths, title):
 
 fig = bowl_figure({f"η = {lr}": path for lr, path in paths.items()},
                   "Gradient descent on J = ½(θ₁² + 10θ₂²)")
-assert len(fig.data) == 4
 fig
+
+# %% [markdown]
+# The drawn paths are the closed form from the prose: after `k` steps `θ₁ = −4 (1 − η)ᵏ` and
+# `θ₂ = 1.5 (1 − 10η)ᵏ` (clipped to the plotted box):
+
+# %%
+k = torch.arange(41, dtype=torch.float64)
+for trace, lr in zip(fig.data[1:], paths):
+    assert trace.name == f"η = {lr}"
+    assert torch.allclose(torch.as_tensor(trace.x).double(), (-4 * (1 - lr) ** k).clamp(-4.5, 4.5),
+                          atol=1e-4)
+    assert torch.allclose(torch.as_tensor(trace.y).double(),
+                          (1.5 * (1 - 10 * lr) ** k).clamp(-3, 3), atol=1e-4)
+zeta = torch.as_tensor(fig.data[0].z)
+i, j = divmod(zeta.argmin().item(), zeta.shape[1])
+assert abs(fig.data[0].x[j]) < 1e-6 and abs(fig.data[0].y[i]) < 1e-6  # lowest contour: θ = (0, 0)
 
 # %% [markdown]
 # ## 8. SGD, momentum, Adam and AdamW in a few lines
@@ -371,11 +449,45 @@ for name, (ours_fn, torch_fn) in cases.items():
     print(f"{name:>8}: same parameters as torch.optim after 10 steps")
 
 # %% [markdown]
+# **How long is an Adam step?** `η·m̂ / (√v̂ + ε)`. While a coordinate's gradient keeps its sign,
+# `m̂ ≈ g` and `√v̂ ≈ |g|`: the step is about `η`, whether the gradient is 10⁻³ or 10³. When
+# the sign alternates, `m̂` averages the gradients towards 0 while `√v̂` still sees `|g|`, and
+# the step shrinks — for a gradient of fixed size and alternating sign, to
+# `(1 − β₁)/(1 + β₁) ≈ 0.053 η` once the bias correction has faded. Measured with our
+# `adamw_step` (β₁ = 0.9):
+
+# %%
+def adam_step_sizes(grads, lr=0.01):
+    """Length of each of Adam's steps on one parameter, in units of the learning rate."""
+    p, m, v = torch.zeros(1, requires_grad=True), torch.zeros(1), torch.zeros(1)
+    sizes = []
+    for t, g in enumerate(grads, 1):
+        before = p.detach().clone()
+        p.grad = torch.tensor([g])
+        adamw_step([p], [m], [v], t, lr)
+        sizes.append((p.detach() - before).abs().item() / lr)
+    return torch.tensor(sizes, dtype=torch.float64)
+
+
+t = torch.arange(1, 61, dtype=torch.float64)
+b1 = 0.9  # exact length for an alternating sign: (1−β₁)/(1+β₁) · (1 − (−β₁)ᵗ)/(1 − β₁ᵗ)
+alternating_theory = (1 - b1) / (1 + b1) * (1 - (-b1) ** t) / (1 - b1**t)
+for g in (1e-3, 1.0, 1e3):
+    same = adam_step_sizes([g] * 60)
+    flip = adam_step_sizes([g * (-1) ** i for i in range(60)])
+    print(f"|g| = {g:g}: same sign {same[-10:].mean():.3f} η, "
+          f"alternating sign {flip[-10:].mean():.3f} η  (mean of the last 10 steps)")
+    assert torch.allclose(same, torch.ones(60, dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(flip, alternating_theory, rtol=1e-3)
+assert flip[-10:].mean() < 0.06  # alternating: about 5 % of η
+
+# %% [markdown]
 # On the bowl, with each optimiser's learning rate tuned a little: momentum builds speed along the
-# flat direction; Adam rescales each coordinate, so it moves diagonally at first (the sign of
-# the gradient matters more than its size). Because Adam's steps stay about `η` long whatever
-# the gradient, it hovers around the minimum instead of settling: this is why LLM training
-# *decays* the learning rate at the end (chapter 07).
+# flat direction; Adam rescales each coordinate, so its first steps are `η` long in *both*
+# coordinates — a diagonal — although one gradient is almost 4× the other (the sign matters,
+# not the size). Once the path crosses the valley the signs flip and the steps shrink, but nothing ties
+# their length to the distance from the minimum, so Adam circles around it instead of settling:
+# one reason LLM training *decays* the learning rate at the end (chapter 07).
 
 # %%
 def optimise(kind, lr, steps=60):
@@ -400,10 +512,19 @@ opt_paths = {"SGD η=0.15": optimise("SGD", 0.15), "momentum η=0.05": optimise(
 for name, path in opt_paths.items():
     print(f"{name:>16}: J after 60 steps = {J(path[-1]):.1e}")
 assert J(opt_paths["SGD η=0.15"][-1]) < 1e-4 and J(opt_paths["momentum η=0.05"][-1]) < 1e-4
-assert J(opt_paths["Adam η=0.3"][-1]) < 0.05  # close, but still hovering (see below)
+assert J(opt_paths["Adam η=0.3"][-1]) < 0.05  # close, but still hovering
 fig = bowl_figure(opt_paths, "SGD, momentum and Adam on the same bowl")
-assert len(fig.data) == 4
 fig
+
+# %%
+traces = {trace.name: trace for trace in fig.data[1:]}
+sgd_x = torch.as_tensor(traces["SGD η=0.15"].x).double()
+assert torch.allclose(sgd_x, -4 * 0.85 ** torch.arange(61, dtype=torch.float64), atol=1e-4)
+adam = traces["Adam η=0.3"]
+first_step = (adam.x[1] - adam.x[0], adam.y[1] - adam.y[0])
+assert all(abs(abs(d) - 0.3) < 1e-6 for d in first_step)  # η in both coordinates: a diagonal
+late = torch.as_tensor(adam.x).diff().abs()[-10:]
+assert (late < 0.1 * 0.3).all() and (late > 0.01 * 0.3).all()  # shorter, but not vanishing
 
 # %% [markdown]
 # ## 9. Weight decay
@@ -426,8 +547,9 @@ assert torch.allclose(w.detach(), torch.full((3,), 0.95**5))
 
 adam_l2 = train(torch_opt=lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1))
 adamw = train(torch_opt=lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1))
-assert not torch.allclose(adam_l2, adamw, atol=1e-4)
-print("Adam + L2 and AdamW take different steps:", True)
+gap = (adam_l2 - adamw).abs().max().item()
+print(f"Adam + L2 vs AdamW after 10 steps: parameters differ by up to {gap:.4f}")
+assert gap > 1e-4  # the same λ, applied in two places, gives different steps
 
 # %% [markdown]
 # In GPT training (chapter 07) AdamW's weight decay is usually applied to the weight matrices
@@ -498,12 +620,15 @@ def rmsprop_step_solution(param, grad, v, lr, alpha=0.99, eps=1e-8):
 assert check_rmsprop_step(rmsprop_step_solution)
 
 # %% [markdown]
-# Adding `ε` inside the square root (a common slip) changes the steps and must fail:
+# Putting `ε` inside the square root, `√(v + ε)` with the same `ε = 1e-8`, is a common slip. With
+# gradients of about 1 it changes nothing visible; with gradients of about 1e-5 (the checker's
+# last case) `√v` ≈ 1e-6 but `√(v + 1e-8)` ≈ 1e-4: steps up to a hundred times too small.
+# It must fail:
 
 # %%
 def rmsprop_eps_inside(param, grad, v, lr, alpha=0.99, eps=1e-8):
     v = alpha * v + (1 - alpha) * grad**2
-    return param - lr * grad / (v + 1e-4).sqrt(), v
+    return param - lr * grad / (v + eps).sqrt(), v
 
 
 assert not check_rmsprop_step(rmsprop_eps_inside)
@@ -514,7 +639,10 @@ assert not check_rmsprop_step(rmsprop_eps_inside)
 # - Cross-entropy `H(p, q) = −Σ p ln q` = entropy + KL; with a one-hot truth, `−ln q(true)`.
 # - Compute it from logits with log-softmax (log-sum-exp): never `log(softmax(z))`.
 # - Perplexity `= exp(loss)`; bits per byte `= loss · tokens / (bytes · ln 2)` compares tokenizers.
-# - The gradient with respect to the logits is `softmax − one-hot`.
+# - The gradient with respect to the logits is `softmax − one-hot`, bounded by 1; the gradients
+#   of the weights are not (they scale with the layers' inputs), hence gradient clipping.
+# - Label smoothing trains on `(1 − ε)·NLL + ε·mean(−ln q)`.
+# - Adam's steps are about `η` while a gradient keeps its sign, and much shorter when it flips.
 # - The learning rate is bounded by the steepest direction; momentum and Adam fix the slow ones;
 #   AdamW decays weights directly.
 #

@@ -20,10 +20,13 @@
 #
 # **What you will learn**
 # - where the memory of a training run goes — weights, gradients, Adam states, activations —
-#   and why a 7B model does not fit one 80 GB GPU;
+#   and why a 7B model does not fit one 80 GB GPU with plain mixed-precision AdamW (and what
+#   changes that);
 # - mixed precision, ZeRO/FSDP sharding and gradient checkpointing (measured on our GPT);
-# - how FLOPs turn into GPU-hours and dollars, checked against what Meta and Microsoft published;
-# - how a scaling law is fitted (we fit one on the CPU) and how data parallelism works (we run it);
+# - how FLOPs turn into steps, GPU-hours and dollars, checked against what Meta and Microsoft
+#   published, and why MFU is not the whole story when layers are recomputed;
+# - how scaling laws are fitted — Kaplan's power law and Chinchilla's IsoFLOP curves, both on
+#   the CPU — and how data parallelism works (we run it);
 # - what a real run adds on top: data at web scale, deduplication, loss spikes, restarts.
 #
 # **Prerequisites:** chapters 04 (the GPT, its parameter and FLOP counts) and 07 (a training
@@ -54,6 +57,8 @@ print(llmcourse.env_report())
 # size of GPT-2 small:
 
 # %%
+import math
+
 import torch
 
 from llmcourse.model import GPT, GPTConfig
@@ -93,29 +98,57 @@ assert abs(n7 - 6.74e9) / 6.74e9 < 0.001  # Touvron et al. 2023: 6.74e9
 #
 # That is **16 bytes per parameter** — the ZeRO paper (Rajbhandari et al. 2020) writes it
 # 2Ψ + 2Ψ + KΨ with K = 12 optimizer bytes. On top come the **activations**: the tensors the
-# forward pass saves for backward. Korthikanti et al. (2022) count them per transformer layer,
-# in bytes, for sequence length *s*, micro-batch *b*, width *h* and *a* heads:
-# s·b·h·(34 + 5·a·s/h) — the 5·a·s²·b part is the attention-score matrices.
+# forward pass saves for backward. Korthikanti et al. (2022) count them per transformer layer
+# of GPT-3, in bytes with 16-bit activations, for sequence length *s*, micro-batch *b*, width
+# *h* and *a* heads: s·b·h·(34 + 5·a·s/h). Llama is not GPT-3: it has no dropout and a SwiGLU
+# MLP of width *f*. Counting the same tensors:
+#
+# | saved for backward, per layer | GPT-3 (Korthikanti) | Llama-style |
+# |---|---|---|
+# | attention: norm output, Q, K, V, output-projection input | 10·sbh | 10·sbh (less with GQA) |
+# | attention scores: the softmax output | 2·as²b | 2·as²b |
+# | … its 1-byte dropout mask and the dropped-out copy | 3·as²b | — |
+# | MLP: norm output, then GELU's input and output (f = 4h) / SwiGLU's four s·b·f tensors | 2·sbh + 16·sbh | 2·sbh + 8·sbf |
+# | two 1-byte dropout masks | 2·sbh | — |
+# | the two norms' inputs | 4·sbh | 4·sbh |
+# | **total** | **34·sbh + 5·as²b** | **(16 + 8f/h)·sbh + 2·as²b** |
+#
+# Without FlashAttention a Llama layer keeps its softmax output, 2·a·s²·b bytes, once; with it,
+# the scores never exist in memory at all.
 
 # %%
-from llmcourse.scaling import bytes_per_param, fits, training_memory
+from llmcourse.scaling import activation_bytes_per_layer, bytes_per_param, fits, training_memory
 
 bpp = bytes_per_param("mixed", "adamw")
 print(bpp, "→", sum(bpp.values()), "bytes per parameter")
 assert sum(bpp.values()) == 16
 
 llama7 = PRESETS["Llama-2-7B"]
-shape7 = dict(seq_len=4096, micro_batch=1, n_layer=llama7["n_layer"],
-              d_model=llama7["d_model"], n_heads=llama7["n_heads"])
+shape7 = dict(seq_len=4096, micro_batch=1, n_layer=llama7["n_layer"], d_model=llama7["d_model"],
+              n_heads=llama7["n_heads"], arch="llama", d_ff=llama7["d_ff"])
+layer7 = {k: v for k, v in shape7.items() if k != "n_layer"}
+sbh = 4096 * 1 * 4096
+gpt3_layer = activation_bytes_per_layer(seq_len=4096, micro_batch=1, d_model=4096, n_heads=32)
+llama_layer = activation_bytes_per_layer(**layer7)
+print(f"one layer at s = 4096: GPT-3 count {gpt3_layer / sbh:.1f}·sbh = {gpt3_layer / 1e9:.2f} GB, "
+      f"Llama-style {llama_layer / sbh:.1f}·sbh = {llama_layer / 1e9:.2f} GB")
+assert gpt3_layer == sbh * (34 + 5 * 32 * 4096 / 4096)
+assert llama_layer == sbh * (16 + 8 * 11008 / 4096) + 2 * 32 * 4096**2
+assert abs(llama_layer / gpt3_layer - 101.5 / 194) < 1e-12  # about half
+
 mem = training_memory(n7, **shape7)
 for k, v in mem.items():
     print(f"{k:>11}: {v / 1e9:7.1f} GB")
 assert not fits(mem, "H100") and not fits(mem, "H200")  # not even 141 GB
 
 # %% [markdown]
-# 108 GB of model states alone: a 7B model cannot be trained on one 80 GB GPU, whatever the
-# batch. The activations at 4096 tokens are as large again, and mostly the attention matrices.
-# Here is the budget with the three recomputation strategies of Korthikanti et al.:
+# 108 GB of model states alone: with mixed-precision AdamW and every byte on the GPU, a 7B model
+# cannot be trained on one 80 GB GPU, whatever the batch. The activations at 4096 tokens add
+# half as much again, almost two thirds of them attention scores. Recomputation trades them for compute
+# (Korthikanti et al.): **selective** recomputes the attention scores in backward (or never
+# stores them: FlashAttention), **full** keeps only each layer's input and re-runs the layer in
+# backward. A recomputed layer needs room while its gradients are computed — the **working
+# set**: one layer's activations (full) or one layer's scores (selective).
 
 # %%
 import plotly.graph_objects as go
@@ -123,16 +156,42 @@ import plotly.graph_objects as go
 strategies = ("none", "selective", "full")
 budgets = {r: training_memory(n7, **shape7, recompute=r) for r in strategies}
 fig = go.Figure()
-for part in ("weights", "grads", "optimizer", "activations"):
-    fig.add_bar(name=part, x=list(strategies), y=[budgets[r][part] / 1e9 for r in strategies])
+for part in ("weights", "grads", "optimizer", "activations", "working_set"):
+    fig.add_bar(name=part.replace("_", " "), x=list(strategies),
+                y=[budgets[r][part] / 1e9 for r in strategies])
 fig.add_hline(y=80, line_dash="dash", annotation_text="one A100/H100: 80 GB")
 fig.update_layout(barmode="stack", height=380, width=620, yaxis_title="GB per GPU",
                   xaxis_title="activation recomputation", title="Llama-2-7B, 1 GPU, s = 4096")
 fig
 
 # %%
-assert [round(b["total"] / 1e9) for b in budgets.values()] == [212, 126, 109]
-assert budgets["full"]["activations"] < 0.1 * budgets["none"]["activations"]
+for r, b in budgets.items():
+    print(f"{r:>9}: {b['activations'] / 1e9:5.1f} GB stored + {b['working_set'] / 1e9:4.2f} GB "
+          f"working set → peak {b['peak'] / 1e9:5.1f} GB")
+assert [round(b["peak"] / 1e9, 1) for b in budgets.values()] == [162.3, 129.0, 110.6]
+assert budgets["none"]["activations"] == 32 * llama_layer
+assert budgets["selective"]["working_set"] == 2 * 32 * 4096**2  # one layer's softmax output
+assert budgets["full"]["working_set"] == llama_layer - 2 * sbh  # one layer, less the input it kept
+for i, b in enumerate(budgets.values()):  # each drawn bar stacks up to its peak
+    assert math.isclose(sum(bar.y[i] for bar in fig.data) * 1e9, b["peak"], rel_tol=1e-12)
+assert abs(64 * sbh / llama_layer - 0.63) < 0.01  # the scores' share of a layer
+
+# %% [markdown]
+# **Not on one GPU — as configured.** Three standard tricks change the bytes per parameter:
+#
+# - **8-bit optimizers** (Dettmers et al. 2022, bitsandbytes' `AdamW8bit`): Adam's two states in
+#   1 byte each, 10 bytes per parameter with the fp32 master copy;
+# - **offloading** (ZeRO-Offload, Ren et al. 2021): the master weights and Adam states live in
+#   CPU memory and the Adam step runs on the CPU; the GPU keeps the bf16 weights and gradients
+#   (4 bytes per parameter, 27 GB), and every step moves gradients and weights over PCIe;
+# - **LoRA** (Hu et al. 2021, chapter 09): freeze the weights (bf16, 13.5 GB) and train small
+#   low-rank adapters — fine-tuning, not pretraining from scratch.
+
+# %%
+eight_bit = training_memory(n7, **shape7, recompute="full", optimizer="adamw8bit")
+print(f"8-bit AdamW, full recomputation: peak {eight_bit['peak'] / 1e9:.1f} GB")
+assert sum(bytes_per_param("mixed", "adamw8bit").values()) == 10
+assert fits(eight_bit, "A100") and not fits(budgets["full"], "A100")
 
 # %% [markdown]
 # ## 3 · Mixed precision: why keep an fp32 copy?
@@ -163,10 +222,37 @@ for p in ("mixed", "fp32", "bf16"):
 
 # %%
 zero_paper = {0: 120.0, 1: 31.4, 2: 16.6, 3: 1.9}
+zero = {st: training_memory(7.5e9, zero_stage=st, n_gpus=64, activations=False) for st in zero_paper}
+psi, n_dp = 7.5e9, 64
+exact = {0: 16 * psi, 1: 4 * psi + 12 * psi / n_dp, 2: 2 * psi + 14 * psi / n_dp, 3: 16 * psi / n_dp}
 for stage, published in zero_paper.items():
-    got = training_memory(7.5e9, zero_stage=stage, n_gpus=64, activations=False)["total"] / 1e9
-    print(f"ZeRO stage {stage}: {got:6.2f} GB per GPU (paper: {published})")
-    assert abs(got - published) / published < 0.10
+    got = zero[stage]["total"]
+    print(f"ZeRO stage {stage}: {got / 1e9:7.3f} GB per GPU (paper: {published})")
+    assert math.isclose(got, exact[stage], rel_tol=1e-12)
+    assert abs(got / 1e9 - published) <= 0.05  # the paper's figure, to the decimal it prints
+    assert stage == 3 or abs(got / 1e9 / published - 1) < 0.005  # and to 0.5 %
+
+# %% [markdown]
+# Stage 3 is 1.875 GB, which the paper prints as 1.9 (1.3 % off; the other stages agree to
+# 0.5 %). As a picture:
+
+# %%
+stages = [f"stage {st}" for st in zero]
+fig = go.Figure()
+for part in ("weights", "grads", "optimizer"):
+    fig.add_bar(name=part, x=stages, y=[zero[st][part] / 1e9 for st in zero])
+fig.add_scatter(name="paper, figure 1", x=stages, y=list(zero_paper.values()), mode="markers",
+                marker=dict(symbol="line-ew-open", size=40, color="black", line_width=2))
+fig.update_layout(barmode="stack", height=380, width=620, yaxis_title="GB per GPU",
+                  title="ZeRO: Ψ = 7.5 B parameters on 64 GPUs, mixed-precision Adam")
+fig
+
+# %%
+heights = [sum(bar.y[i] for bar in fig.data[:3]) for i in range(4)]
+assert all(math.isclose(h * 1e9, exact[st], rel_tol=1e-12) for h, st in zip(heights, zero))
+assert all(abs(h - paper) <= 0.05 for h, paper in zip(heights, fig.data[3].y))
+optimizer_share = [bar for bar in fig.data if bar.name == "optimizer"][0].y
+assert math.isclose(optimizer_share[0], 90) and math.isclose(optimizer_share[1], 90 / 64)  # 12Ψ / N
 
 # %% [markdown]
 # Sharding buys memory with communication: stage 1–2 move as many bytes as plain data
@@ -186,7 +272,7 @@ for stage, published in zero_paper.items():
 # input, and the block is recomputed during backward.
 
 # %%
-from llmcourse.scaling import activation_bytes_per_layer, saved_activation_bytes
+from llmcourse.scaling import saved_activation_bytes
 
 llmcourse.seed_everything(0)
 cfg = GPTConfig(vocab_size=96, block_size=128, n_layer=4, n_head=4, n_embd=64)
@@ -198,25 +284,35 @@ plain = saved_activation_bytes(net, idx, tgt)
 grads_plain = [p.grad.clone() for p in net.parameters()]
 net.zero_grad()
 ckpt = saved_activation_bytes(net, idx, tgt, checkpoint=True)
+# recomputation changes the memory, not the maths: the same gradients
 assert all(torch.allclose(p.grad, g, atol=1e-6) for p, g in zip(net.parameters(), grads_plain))
-print("same gradients with and without checkpointing: True")
 
 # %% [markdown]
-# Compare with the formulas, doubled because our GPT trains in fp32 (4 bytes, not 2). Our
-# attention is PyTorch's fused `scaled_dot_product_attention`, which never stores the T×T
-# score matrix — that is "selective recomputation" by design (it is what FlashAttention does):
+# Compare with the formulas for a GPT layer **without dropout** (our GPT's dropout is 0: no
+# masks, so 32·sbh), doubled because our GPT trains in fp32 (4 bytes, not 2). Our attention is
+# PyTorch's fused `scaled_dot_product_attention`, which never stores the T×T score matrix —
+# that is "selective recomputation" by design (it is what FlashAttention does). To separate the
+# blocks from what lies outside them (embeddings, final norm, logits), we also measure a model
+# twice as deep: the difference is four blocks' worth.
 
 # %% tags=["nbval-ignore-output"]
-kw = dict(seq_len=T, micro_batch=B, d_model=cfg.n_embd, n_heads=cfg.n_head)
+kw = dict(seq_len=T, micro_batch=B, d_model=cfg.n_embd, n_heads=cfg.n_head, dropout=False)
 formula = {r: 2 * cfg.n_layer * activation_bytes_per_layer(**kw, recompute=r) for r in strategies}
+llmcourse.seed_everything(0)
+deeper = GPT(GPTConfig(vocab_size=96, block_size=128, n_layer=8, n_head=4, n_embd=64))
+per_block = (saved_activation_bytes(deeper, idx, tgt) - plain) / 4
 print(f"measured, no checkpointing: {plain / 1e6:6.2f} MB   formula selective: "
       f"{formula['selective'] / 1e6:6.2f} MB   (none, with T×T scores: {formula['none'] / 1e6:.2f})")
+print(f"  of which one block: {per_block / 1e6:.3f} MB measured, "
+      f"{formula['selective'] / cfg.n_layer / 1e6:.3f} MB formula; outside the blocks: "
+      f"{(plain - cfg.n_layer * per_block) / 1e6:.2f} MB")
 print(f"measured, checkpointing:    {ckpt / 1e6:6.2f} MB   formula full:      "
       f"{formula['full'] / 1e6:6.2f} MB   (+ the embedding/head outside the blocks)")
 print(f"checkpointing keeps {plain / ckpt:.1f}× fewer activation bytes")
 
 # %%
-assert abs(plain / formula["selective"] - 1) < 0.15  # the paper's 34·sbh, measured
+assert abs(per_block / (formula["selective"] / cfg.n_layer) - 1) < 0.02  # 32·sbh a block, measured
+assert plain > formula["selective"]  # plus the embeddings, final norm and logits
 assert ckpt >= formula["full"]  # every block keeps at least its input…
 assert plain > 5 * ckpt  # …and checkpointing saves a lot
 
@@ -276,9 +372,30 @@ print(f"6ND: {flops_6nd:.3e} FLOPs; with attention at 4096 tokens: {flops_full:.
 assert chinchilla_tokens(70e9) == 1.4e12  # Chinchilla itself: 70 B parameters, 1.4 T tokens
 
 # %% [markdown]
-# `training_time` returns **wall-clock hours** on `n_gpus` GPUs; GPU-hours (what papers
-# report) are hours × n_gpus, `gpu_hours(...)` directly. MFU (model FLOPs utilisation) is the
-# fraction of the GPU's dense bf16 peak (312 TFLOP/s for an A100) that the run achieves.
+# **Steps.** Llama 2 trained with a global batch of 4M tokens per optimizer step (Touvron et al.
+# 2023, table 1) — we take 1,024 sequences of its 4,096-token context, 4,194,304. `batch_plan` turns a token budget into steps,
+# and a number of GPUs into gradient-accumulation steps (each GPU runs `micro_batch` sequences
+# per forward/backward and accumulates until the global batch is reached):
+
+# %%
+from llmcourse.scaling import LLAMA2_GLOBAL_BATCH_TOKENS, batch_plan
+
+plan = batch_plan(2e12, global_batch_tokens=LLAMA2_GLOBAL_BATCH_TOKENS, seq_len=4096,
+                  micro_batch=1, n_gpus=256)
+print(f"{LLAMA2_GLOBAL_BATCH_TOKENS:,} tokens per step: {plan['steps']:,} steps for 2 T tokens; "
+      f"on 256 GPUs, {plan['accumulation_steps']} micro-batches accumulated per GPU and step")
+assert LLAMA2_GLOBAL_BATCH_TOKENS == 1024 * 4096
+assert plan["steps"] == math.ceil(2e12 / (1024 * 4096)) == 476_838
+assert plan["accumulation_steps"] * 256 == 1024
+
+# %% [markdown]
+# With 2,048 GPUs the 1,024 sequences of a step do not even give each GPU one: large runs then
+# split each model replica over several GPUs (tensor and pipeline parallelism, section 9), so
+# the number of data-parallel replicas — not of GPUs — divides the batch.
+#
+# **Time.** `training_time` returns **wall-clock hours** on `n_gpus` GPUs; GPU-hours (what
+# papers report) are hours × n_gpus, `gpu_hours(...)` directly. MFU (model FLOPs utilisation)
+# is the fraction of the GPU's dense bf16 peak (312 TFLOP/s for an A100) that the run achieves.
 #
 # **Check against the published figure.** Meta reports 184,320 A100-80GB GPU-hours for
 # Llama-2-7B (Touvron et al. 2023, table 2).
@@ -286,22 +403,46 @@ assert chinchilla_tokens(70e9) == 1.4e12  # Chinchilla itself: 70 B parameters, 
 # %%
 hours = training_time(flops_6nd, gpu="A100", n_gpus=1, mfu=0.4)
 print(f"Llama-2-7B at MFU 0.4: {hours:,.0f} A100-hours (published: 184,320)")
-assert 120_000 <= hours <= 260_000
+assert math.isclose(hours, 6 * 6.74e9 * 2e12 / (312e12 * 0.4) / 3600, rel_tol=1e-9)
 assert hours == gpu_hours(flops_6nd, gpu="A100", mfu=0.4)  # one GPU: wall-clock = GPU-hours
 wall = training_time(flops_6nd, gpu="A100", n_gpus=2048, mfu=0.4)
 print(f"on 2,048 A100s: {wall / 24:.1f} days of wall-clock time")
+assert math.isclose(wall * 2048, hours, rel_tol=1e-12)
 
 mfu_6nd = implied_mfu(flops_6nd, 184_320, gpu="A100")
 mfu_full = implied_mfu(flops_full, 184_320, gpu="A100")
-print(f"MFU implied by the published hours: {mfu_6nd:.2f} (6ND), {mfu_full:.2f} (with attention)")
-assert 0.35 < mfu_6nd < 0.42 and 0.42 < mfu_full < 0.48
+print(f"MFU implied by the published hours: {mfu_6nd:.3f} (6ND), {mfu_full:.3f} (with attention)")
+assert math.isclose(mfu_6nd, 8.088e22 / (184_320 * 3600 * 312e12), rel_tol=1e-3)
+assert math.isclose(gpu_hours(flops_6nd, gpu="A100", mfu=mfu_6nd), 184_320, rel_tol=1e-9)
+assert math.isclose(gpu_hours(flops_full, gpu="A100", mfu=mfu_full), 184_320, rel_tol=1e-9)
+assert abs(mfu_6nd - 0.391) < 5e-4 and abs(mfu_full - 0.453) < 5e-4
 
 # %% [markdown]
 # So Meta's run sustained roughly **39 % of the A100's peak** counting 6·N·D, or 45 %
 # counting the attention FLOPs too — typical of a well-tuned large run (PaLM reported 46 %).
 # The published hours also include everything our formula ignores: restarts after failures,
-# evaluation, checkpointing, slower nodes. In dollars (illustrative on-demand prices in
-# `GPU_PRICES_USD`; real contracts differ a lot):
+# evaluation, checkpointing, slower nodes.
+#
+# **MFU vs HFU.** MFU counts the FLOPs the *model* needs. With recomputation the GPUs do more:
+# full recomputation runs every forward twice, 8·N·D instead of 6·N·D. The **hardware FLOPs
+# utilisation** (HFU) counts those too (PaLM, Chowdhery et al. 2022, defined MFU against it;
+# Korthikanti et al. 2022 report both): the same run, the same hours, a higher HFU. MFU is the
+# honest measure of progress; HFU says how busy the chips were.
+
+# %%
+from llmcourse.scaling import hardware_flops
+
+shape_flops = dict(seq_len=4096, n_layer=32, d_model=4096)
+for r in strategies:
+    hw = hardware_flops(6.74e9, 2e12, recompute=r, **shape_flops)
+    hfu = implied_mfu(hw, 184_320, gpu="A100")
+    print(f"recompute {r:>9}: {hw:.3e} hardware FLOPs → HFU {hfu:.3f} at MFU {mfu_full:.3f}")
+assert hardware_flops(6.74e9, 2e12, recompute="full") == 8 * 6.74e9 * 2e12  # 8·N·D
+assert math.isclose(implied_mfu(hardware_flops(6.74e9, 2e12, recompute="full", **shape_flops),
+                                184_320, gpu="A100"), mfu_full * 4 / 3, rel_tol=1e-12)
+
+# %% [markdown]
+# In dollars (illustrative on-demand prices in `GPU_PRICES_USD`; real contracts differ a lot):
 
 # %%
 for gpu in ("A100", "H100", "H200"):
@@ -311,8 +452,9 @@ for gpu in ("A100", "H100", "H200"):
 # %% [markdown]
 # ## 7 · The calculator
 #
-# Put it together: pick a model, a cluster, a ZeRO stage and a recomputation strategy; the bars
-# show memory per GPU against the card's capacity, and the text the time and cost.
+# Put it together: pick a model, a cluster, a ZeRO stage, a recomputation strategy and a global
+# batch; the bars show memory per GPU (with the recomputation working set) against the card's
+# capacity, and the text the steps, the HFU that the chosen MFU implies, the time and the cost.
 # (On a static page the controls do not move — run the notebook.)
 
 # %% tags=["nbval-ignore-output"]
@@ -328,16 +470,22 @@ calc
 
 # %%
 before = dict(calc.result)
-assert not before["fits"] and before["total_gb"] > 200
+assert not before["fits"] and math.isclose(before["peak_gb"] * 1e9, budgets["none"]["peak"])
+assert before["steps"] == plan["steps"] and before["accumulation_steps"] == 1024
 calc.controls["n_gpus"].value = 64
 calc.controls["zero_stage"].value = 3
 calc.controls["recompute"].value = "full"
 after = calc.result
 print(calc.fig.layout.title.text)
 print([f"{d.name} {d.y[0]:.2f} GB" for d in calc.fig.data])
+print(f"{after['steps']:,} steps, {after['accumulation_steps']} micro-batches per GPU and step, "
+      f"HFU {after['hfu']:.3f} at MFU 0.4")
 assert after["fits"] and "fits in 80 GB" in calc.summary.value
-assert abs(sum(d.y[0] for d in calc.fig.data) - after["total_gb"]) < 1e-9
+assert abs(sum(d.y[0] for d in calc.fig.data) - after["peak_gb"]) < 1e-9
 assert abs(after["hours"] * 64 - before["hours"]) < 1e-6 * before["hours"]
+assert after["accumulation_steps"] == 1024 // 64 and after["steps"] == before["steps"]
+assert math.isclose(after["hfu"], 0.4 * after["hardware_flops"] / after["flops"])
+assert math.isclose(after["hfu"], 0.4 * 4 / 3, rel_tol=1e-12)  # full: every forward twice
 
 # %% [markdown]
 # The same numbers as a static plotly figure (`calc.fig`), e.g. for a report:
@@ -346,16 +494,14 @@ assert abs(after["hours"] * 64 - before["hours"]) < 1e-6 * before["hours"]
 calc.fig
 
 # %% [markdown]
-# ## 8 · A scaling law on the CPU
+# ## 8 · Scaling laws on the CPU
 #
 # Kaplan et al. (2020) found that loss falls as a power of model size, L(N) ≈ (N_c / N)^α,
-# over seven orders of magnitude. We can see the start of it in a minute: train GPTs of four
+# over seven orders of magnitude. We can see the start of it in a minute: train GPTs of a few
 # widths on the same tokens (bytes of the Python reference), average the last evaluations,
 # and fit a line in log-log space. N counts the non-embedding parameters, as the paper does.
 
 # %%
-import math
-
 import numpy as np
 
 from llmcourse.data import load_corpus, train_val_split
@@ -378,15 +524,15 @@ def get_batch(data, gen):
 val_batches = [get_batch(val_ids, torch.Generator().manual_seed(123)) for _ in range(16)]
 
 
-def train_tiny(width, steps=SL_STEPS, lr=2e-3, seed=0):
+def train_tiny(width, steps=SL_STEPS, lr=2e-3, seed=0, warmup=20):
     """Train a 2-layer GPT of this width; return (non-embedding params, final val loss)."""
     llmcourse.seed_everything(seed)
     model = GPT(GPTConfig(vocab_size=256, block_size=SL_T, n_layer=2,
                           n_head=max(1, width // 16), n_embd=width)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
     gen, every, evals = torch.Generator().manual_seed(seed), steps // 20, []
-    for step in range(steps):  # warmup 20 steps, cosine to 10 %
-        scale = min(1.0, (step + 1) / 20) * (0.1 + 0.45 * (1 + math.cos(math.pi * step / steps)))
+    for step in range(steps):  # linear warmup, cosine to 10 %
+        scale = min(1.0, (step + 1) / warmup) * (0.1 + 0.45 * (1 + math.cos(math.pi * step / steps)))
         for group in opt.param_groups:
             group["lr"] = lr * scale
         _, loss = model(*get_batch(train_ids, gen))
@@ -428,14 +574,162 @@ fig.add_scatter(x=grid, y=law["a"] * grid ** -law["alpha"], mode="lines",
                 name=f"fit α = {law['alpha']:.3f}, R² = {law['r2']:.2f}")
 fig.update_layout(xaxis_type="log", yaxis_type="log", height=380, width=620,
                   xaxis_title="non-embedding parameters N", yaxis_title="validation loss",
-                  title=f"Same {SL_STEPS * SL_B * SL_T:,} tokens, four model sizes")
+                  title=f"Same {SL_STEPS * SL_B * SL_T:,} tokens, {len(SL_WIDTHS)} model sizes")
 fig
 
 # %% [markdown]
 # Careful with what this shows: a fixed token budget, short runs, one learning rate, no
-# irreducible-loss term. Real scaling-law studies (Kaplan et al. 2020; Hoffmann et al. 2022)
-# train hundreds of models to fit L(N, D) jointly and choose N and D for a compute budget C ≈
-# 6ND; that is where "20 tokens per parameter" comes from.
+# irreducible-loss term. A fixed number of tokens favours the big models; a fixed number of
+# **FLOPs** does not, and that is the question a lab with a budget asks.
+#
+# ### Chinchilla's law: parameters *and* tokens
+#
+# Hoffmann et al. (2022) fitted one law to about 400 runs (§3.3):
+# L(N, D) = E + A/N^α + B/D^β, with E = 1.69, A = 406.4, B = 410.7, α = 0.34, β = 0.28 (nats
+# per token of their data and tokenizer). E is the entropy of text that no model removes; A/N^α
+# is what a finite model leaves, B/D^β what finite data leaves. With a budget of C ≈ 6·N·D
+# FLOPs, more parameters means fewer tokens, so along an **IsoFLOP** curve the loss has a
+# minimum, at N_opt = G·(C/6)^(β/(α+β)) with G = (αA/(βB))^(1/(α+β)) (their equation 4).
+
+# %%
+from llmcourse.scaling import CHINCHILLA_LAW, chinchilla_loss, chinchilla_optimal
+
+print(CHINCHILLA_LAW)
+C_chinchilla = 6 * 70e9 * 1.4e12  # Chinchilla: 70 B parameters, 1.4 T tokens
+opt = chinchilla_optimal(C_chinchilla)
+at_70b = chinchilla_loss(70e9, 1.4e12)
+print(f"Chinchilla, 70 B on 1.4 T tokens: predicted loss {at_70b:.4f}")
+print(f"the law's optimum for the same {C_chinchilla:.2e} FLOPs: {opt['n_params'] / 1e9:.0f} B "
+      f"parameters on {opt['n_tokens'] / 1e12:.2f} T tokens ({opt['tokens_per_param']:.0f} per "
+      f"parameter), loss {opt['loss']:.4f}")
+C_llama = 6 * 6.74e9 * 2e12
+llama_opt = chinchilla_optimal(C_llama)
+at_llama = chinchilla_loss(6.74e9, 2e12)
+print(f"Llama-2-7B on 2 T tokens: {at_llama:.4f}; the law's optimum for its FLOPs: "
+      f"{llama_opt['n_params'] / 1e9:.1f} B parameters, loss {llama_opt['loss']:.4f}")
+
+# %%
+assert math.isclose(at_70b, 1.69 + 406.4 / 70e9**0.34 + 410.7 / 1.4e12**0.28, rel_tol=1e-12)
+assert math.isclose(6 * opt["n_params"] * opt["n_tokens"], C_chinchilla, rel_tol=1e-12)
+for f in (0.5, 0.9, 1.1, 2.0):  # any other split of the same FLOPs predicts a higher loss
+    n = f * opt["n_params"]
+    assert chinchilla_loss(n, C_chinchilla / (6 * n)) > opt["loss"]
+assert 0 < at_70b - opt["loss"] < 0.01  # a flat valley: 2.2× the optimal size costs < 0.01 nats
+assert 0 < at_llama - llama_opt["loss"] < 0.01  # Llama-2-7B: half the optimal size, +0.007 nats
+assert 0.5 < 6.74e9 / llama_opt["n_params"] < 0.52
+
+# %% [markdown]
+# Two lessons. The valley is **flat**: Chinchilla is 2.2× the law's optimal size and loses less
+# than 0.01 nats for it, and Llama-2-7B — half the optimal size for its FLOPs, on 297 tokens
+# per parameter — loses 0.007 nats, in exchange for a model that is half as expensive to run
+# for every user afterwards. And the printed constants **do not reproduce** the paper's famous
+# 20 tokens per parameter: at Chinchilla's own budget they put the optimum at about 93.
+# Besiroglu et al. (2024, "Chinchilla Scaling: A replication attempt") traced that to rounding
+# of the printed constants and a fit that stopped before converging; the 20 comes from the
+# paper's other two methods. One of them, IsoFLOP profiles, we can run.
+#
+# The law's IsoFLOP curves, with the closed-form optimum on each:
+
+# %%
+budgets_law = (1e20, 1e21, 1e22, 1e23, 1e24)
+sizes = np.geomspace(1e7, 1e12, 201)
+fig = go.Figure()
+for C in budgets_law:
+    fig.add_scatter(x=sizes, y=[chinchilla_loss(n, C / (6 * n)) for n in sizes], mode="lines",
+                    name=f"C = {C:.0e}")
+optima = [chinchilla_optimal(C) for C in budgets_law]
+fig.add_scatter(x=[o["n_params"] for o in optima], y=[o["loss"] for o in optima],
+                mode="markers", marker=dict(size=10, color="black"), name="optimum (eq. 4)")
+fig.update_layout(xaxis_type="log", height=380, width=620, yaxis_range=[1.8, 4.0],
+                  xaxis_title="parameters N", yaxis_title="predicted loss (nats/token)",
+                  title="Chinchilla's law along IsoFLOP curves (C = 6·N·D)")
+fig
+
+# %%
+grid_step = math.log(sizes[1] / sizes[0])
+for curve, o in zip(fig.data[:-1], optima):
+    best = sizes[int(np.argmin(curve.y))]  # the lowest point drawn on each curve…
+    assert abs(math.log(best / o["n_params"])) <= grid_step  # …is the closed-form optimum
+exponent = math.log(optima[-1]["n_params"] / optima[0]["n_params"]) / math.log(1e4)
+assert math.isclose(exponent, 0.28 / (0.34 + 0.28), rel_tol=1e-9)  # N_opt ∝ C^(β/(α+β)) = C^0.45
+
+# %% [markdown]
+# ### A toy IsoFLOP fit
+#
+# Hoffmann et al.'s approach 2: fix a budget of FLOPs, train models of several sizes on exactly
+# that budget (the smaller ones see more tokens), and fit a parabola of loss against log N; its
+# vertex is the compute-optimal size for that budget. We reuse `train_tiny`, counting FLOPs per
+# token with our GPT's `flops_per_token` (6N plus attention), so each model trains for
+# C / (FLOPs per token × tokens per step) steps, with a learning rate and a short warmup that
+# suit these tiny models and short runs. The profile sets the budgets: one under `ci`, two (a
+# factor of 2 apart) otherwise.
+
+# %%
+from llmcourse.scaling import isoflop_optimum
+
+
+def flops_per_token(width):
+    return GPT(GPTConfig(vocab_size=256, block_size=SL_T, n_layer=2, n_head=max(1, width // 16),
+                         n_embd=width)).flops_per_token(SL_T)
+
+
+ISO_LR = 5e-3
+ISO_C = flops_per_token(32) * SL_B * SL_T * 100  # 100 steps of the width-32 model
+ISO_WIDTHS = (8, 12, 16, 24, 32)
+ISO_BUDGETS = prof.pick(ci=(1.0,), cpu=(1.0, 2.0), gpu=(1.0, 2.0))  # multiples of ISO_C
+threads = torch.get_num_threads()
+torch.set_num_threads(1)
+iso_runs = {}
+for mult in ISO_BUDGETS:
+    C = mult * ISO_C
+    steps = [round(C / (flops_per_token(w) * SL_B * SL_T)) for w in ISO_WIDTHS]
+    iso_runs[C] = [(w, k, *train_tiny(w, steps=k, lr=ISO_LR, warmup=5))
+                   for w, k in zip(ISO_WIDTHS, steps)]
+torch.set_num_threads(threads)
+iso_fits = {C: isoflop_optimum([r[2] for r in runs], [r[3] for r in runs])
+            for C, runs in iso_runs.items()}
+
+# %% tags=["nbval-ignore-output"]
+for C, runs in iso_runs.items():
+    print(f"C = {C:.2e} FLOPs: " + ", ".join(f"width {w} ({k} steps) {loss:.3f}"
+                                           for w, k, _, loss in runs))
+    print(f"   parabola's vertex: N_opt ≈ {iso_fits[C]['n_opt']:,.0f} non-embedding parameters, "
+          f"loss {iso_fits[C]['loss_opt']:.3f}")
+
+# %%
+fig = go.Figure()
+for C, runs in iso_runs.items():
+    ns, losses_c = [r[2] for r in runs], [r[3] for r in runs]
+    f = iso_fits[C]
+    grid = np.geomspace(min(ns), max(ns), 50)
+    fig.add_scatter(x=ns, y=losses_c, mode="markers", marker_size=9, name=f"C = {C:.1e}")
+    fig.add_scatter(x=grid, y=f["loss_opt"] + f["curvature"] * np.log(grid / f["n_opt"]) ** 2,
+                    mode="lines", line_dash="dot", showlegend=False)
+    fig.add_scatter(x=[f["n_opt"]], y=[f["loss_opt"]], mode="markers",
+                    marker=dict(symbol="star", size=14, color="black"), showlegend=False)
+fig.update_layout(xaxis_type="log", height=380, width=620, xaxis_title="non-embedding parameters N",
+                  yaxis_title="validation loss (nats/byte)",
+                  title="Toy IsoFLOP profiles: same FLOPs, different sizes")
+fig
+
+# %%
+for C, i in zip(iso_runs, range(0, len(fig.data), 3)):
+    points, _curve, star = fig.data[i: i + 3]
+    assert min(points.x) < star.x[0] < max(points.x)  # a valley inside the sizes tried…
+    assert star.y[0] < min(points.y) + 0.02  # …whose bottom is at most a little above the best run
+    assert min(points.y) < points.y[0] and min(points.y) < points.y[-1]  # measured: a U, not a slope
+    assert iso_fits[C]["curvature"] > 0
+optimal_sizes = [iso_fits[C]["n_opt"] for C in iso_runs]
+assert optimal_sizes == sorted(optimal_sizes)  # a bigger budget wants a bigger model
+
+# %% [markdown]
+# Each budget has its valley: too small a model cannot use the FLOPs, too big a one sees too few
+# tokens. With more than one budget the vertex moves to bigger models as the budget grows — the
+# trend that Hoffmann et al. measured over four orders of magnitude, fitting
+# N_opt ∝ C^0.49–0.50 (approaches 1 and 2), and that made them train Chinchilla. Our toy is far
+# from that: byte-level text, a few hundred steps, one seed, a learning rate tuned for none of
+# the sizes, and a fixed schedule shape; read its numbers as a demonstration of the method, not
+# as a measurement of an exponent.
 #
 # ## 9 · Data parallelism, for real: two processes
 #
@@ -587,12 +881,18 @@ assert not check_gpu_hours(lambda n, d, peak, mfu: 2 * n * d / (peak * mfu) / 36
 # ## Summary
 #
 # - Mixed-precision AdamW needs **16 bytes per parameter** before activations: 108 GB for a
-#   7B model, more than any single GPU.
+#   7B model, more than any single GPU; 8-bit optimizer states, offloading or LoRA change that.
+# - A Llama-style layer without dropout keeps (16 + 8f/h)·sbh + 2·as²b bytes of activations
+#   without FlashAttention: 54.5 GB for Llama-2-7B at 4,096 tokens, about half the GPT-3 count.
 # - ZeRO/FSDP shard optimizer states, gradients, then weights over N GPUs (120 → 31.4 / 16.6 /
 #   1.9 GB for the paper's 7.5B on 64 GPUs); recomputation shrinks activations (measured here:
 #   several times fewer saved bytes, identical gradients).
 # - Compute ≈ 6·N·D FLOPs; GPU-hours = FLOPs / (peak × MFU) / 3600. Llama-2-7B's published
-#   184,320 A100-hours imply an MFU of about 0.39–0.45.
-# - Loss falls as a power law of size — visible even in tiny CPU runs.
+#   184,320 A100-hours imply an MFU of about 0.39–0.45; recomputation adds FLOPs that the
+#   hardware does and MFU does not count (HFU = MFU × 4/3 with full recomputation).
+# - A global batch of 4M tokens makes Llama 2's 2 T tokens 476,838 optimizer steps.
+# - Loss falls as a power law of size — visible even in tiny CPU runs; at a fixed FLOP budget it
+#   has a valley (IsoFLOP), and Chinchilla's law L = E + A/N^α + B/D^β says where — with a flat
+#   bottom, which is why smaller, longer-trained models like Llama-2-7B cost little loss.
 #
 # Next: **09 · Fine-tuning** — instead of paying for pretraining, adapt a pretrained model.

@@ -11,7 +11,7 @@ Map: chapter → the modules it imports → their tests. A module ``m`` is teste
     00 setup                  env, profiles, data.corpora [test_data], exercises
     01 language models        ngram, tokenizers, data.batching [test_batching],
                               widgets.next_token [test_ngram]
-    02 tokens and embeddings  tokenizers, data.corpora [test_data]
+    02 tokens and embeddings  tokenizers, data.corpora [test_data], data.batching [test_batching]
     03 attention              attention, model, tokenizers, widgets.attention, widgets.explorer,
                               widgets.renderer [test_viz; in a browser: test_browser], diagrams
                               [test_diagrams; in a browser: test_browser_diagrams]

@@ -19,10 +19,20 @@ The formulas are plain Python arithmetic on numbers (no tensors); only
 * Activation memory per transformer layer: ``s·b·h·(34 + 5·a·s/h)`` bytes with 16-bit
   activations, ``34·s·b·h`` with selective recomputation, ``2·s·b·h`` with full recomputation
   (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models",
-  §4, equations 1 and 2 with no tensor or sequence parallelism).
+  §4, equations 1 and 2 with no tensor or sequence parallelism). The same terms, tensor by
+  tensor, for a Llama-style layer (no dropout masks, RMSNorm, SwiGLU, grouped-query attention):
+  ``(16 + 8·f/h)·s·b·h + 2·a·s²·b`` without FlashAttention.
+* Hardware vs model FLOPs: recomputation repeats forward FLOPs that the hardware does but the
+  model FLOPs utilisation (MFU, defined against the hardware FLOPs utilisation HFU by Chowdhery
+  et al. 2022, §4.1 and appendix B) does not count; Korthikanti et al. (2022) report both.
+* Loss as a function of parameters and tokens: Chinchilla's parametric law
+  ``L = E + A/N^α + B/D^β`` with E = 1.69, A = 406.4, B = 410.7, α = 0.34, β = 0.28 (Hoffmann et
+  al. 2022, §3.3 and appendix D.2), its compute-optimal allocation (their equation 4) and the
+  parabola fit of an IsoFLOP profile (their approach 2, §3.2).
+* Batch plan: Llama 2 trained with a global batch of 4M tokens (Touvron et al. 2023, table 1).
 * GPU peaks: :mod:`llmcourse.hardware` (the same table the training engine's MFU uses).
 
-Why one module of about 540 lines: each function is one cited formula, and they build on each
+Why one module of about 830 lines: each function is one cited formula, and they build on each
 other (memory uses bytes per parameter and activation bytes; time and cost use FLOPs) — chapter
 08 and :class:`llmcourse.widgets.ScalingCalculator` read them as one table of costs.
 """
@@ -43,14 +53,21 @@ __all__ = [
     "PRESETS",
     "RECOMPUTE",
     "TRAINING_PRECISIONS",
+    "CHINCHILLA_LAW",
+    "LLAMA2_GLOBAL_BATCH_TOKENS",
     "activation_bytes_per_layer",
+    "batch_plan",
     "bytes_per_param",
+    "chinchilla_loss",
+    "chinchilla_optimal",
     "chinchilla_tokens",
     "count_params",
     "fit_power_law",
     "fits",
     "gpu_hours",
+    "hardware_flops",
     "implied_mfu",
+    "isoflop_optimum",
     "peak_rss_of_training_step",
     "saved_activation_bytes",
     "training_cost",
@@ -61,9 +78,15 @@ __all__ = [
 
 ARCHITECTURES = ("gpt2", "llama")
 TRAINING_PRECISIONS = ("mixed", "fp32", "bf16")
-OPTIMIZERS = ("adamw", "sgd")
+OPTIMIZERS = ("adamw", "sgd", "adamw8bit")
 RECOMPUTE = ("none", "selective", "full")
 CHINCHILLA_TOKENS_PER_PARAM = 20
+# Hoffmann et al. 2022, §3.3 / appendix D.2: the fitted L(N, D) = E + A/N^α + B/D^β (nats/token
+# on MassiveText), as printed in the paper (rounded; see chinchilla_loss).
+CHINCHILLA_LAW: dict[str, float] = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+# Touvron et al. 2023, table 1: "a global batch-size of 4M tokens"; we read 4M as 1,024 sequences
+# of 4,096 tokens (their context length), 4,194,304 tokens.
+LLAMA2_GLOBAL_BATCH_TOKENS = 1024 * 4096
 
 # Shapes of published models, for count_params(**PRESETS[name]) and the calculator.
 PRESETS: dict[str, dict] = {
@@ -216,6 +239,75 @@ def training_flops(n_params: float, n_tokens: float, *, seq_len: int | None = No
     return flops
 
 
+def hardware_flops(n_params: float, n_tokens: float, *, recompute: str = "none",
+                   seq_len: int | None = None, n_layer: int | None = None,
+                   d_model: int | None = None) -> float:
+    """FLOPs the hardware executes, recomputation included (Chowdhery et al. 2022, appendix B).
+
+    :func:`training_flops` counts the *model* FLOPs, ``6·N·D`` (+ ``12·L·d·T·D`` of attention
+    with the shape): what MFU divides by the peak (Chowdhery et al. 2022, appendix B).
+    Recomputation repeats forward work on top:
+
+    * ``"full"``: every layer's forward runs twice, ``+2·N·D`` (+ ``4·L·d·T·D``), so ``8·N·D``
+      in all: 4/3 of the model FLOPs without the attention term;
+    * ``"selective"``: only the attention scores' forward (``QKᵀ`` and the product with V),
+      ``+4·L·d·T·D`` — it needs the shape (``seq_len``, ``n_layer``, ``d_model``);
+    * ``"none"``: equal to :func:`training_flops`.
+
+    The hardware FLOPs utilisation is ``HFU = MFU × hardware_flops / training_flops``: the
+    fraction of the peak the GPUs really compute at, recomputation counted.
+
+    >>> hardware_flops(1e9, 1e10, recompute="full") / training_flops(1e9, 1e10)
+    1.3333333333333333
+    """
+    flops = training_flops(n_params, n_tokens, seq_len=seq_len, n_layer=n_layer,
+                           d_model=d_model)
+    _check_choice("recompute", recompute, RECOMPUTE)
+    shaped = seq_len is not None
+    if recompute == "selective" and not shaped:
+        raise ValueError("recompute='selective' repeats the attention-score FLOPs: give seq_len, "
+                         "n_layer and d_model")
+    attention_forward = 4.0 * n_layer * d_model * seq_len * float(n_tokens) if shaped else 0.0
+    if recompute == "full":
+        return flops + 2.0 * float(n_params) * float(n_tokens) + attention_forward
+    if recompute == "selective":
+        return flops + attention_forward
+    return flops
+
+
+def batch_plan(n_tokens: float, *, global_batch_tokens: int = LLAMA2_GLOBAL_BATCH_TOKENS,
+               seq_len: int = 4096, micro_batch: int = 1, n_gpus: int = 1) -> dict[str, int]:
+    """Optimizer steps and gradient accumulation for a run of ``n_tokens`` tokens.
+
+    Each optimizer step consumes ``global_batch_tokens`` tokens (Llama 2: 4M, i.e. 1,024
+    sequences of 4,096 tokens; Touvron et al. 2023, table 1), split over ``n_gpus`` data-parallel
+    GPUs that each run ``micro_batch`` sequences per forward/backward and accumulate gradients
+    over ``accumulation_steps`` of them. Returns ``sequences_per_step`` (global batch in
+    sequences), ``accumulation_steps`` (rounded up when the GPUs do not divide the batch evenly:
+    the batch then grows to ``sequences_per_step_used``), and ``steps`` (rounded up).
+
+    >>> plan = batch_plan(2e12, n_gpus=256)  # Llama 2's batch and tokens on 256 GPUs
+    >>> plan["accumulation_steps"], plan["steps"]
+    (4, 476838)
+    """
+    D = _check_real("n_tokens", n_tokens)
+    G = _check_int("global_batch_tokens", global_batch_tokens)
+    s = _check_int("seq_len", seq_len)
+    b = _check_int("micro_batch", micro_batch)
+    n = _check_int("n_gpus", n_gpus)
+    if G % s:
+        raise ValueError(f"global_batch_tokens ({G}) must be a multiple of seq_len ({s})")
+    sequences = G // s
+    if sequences < b * n:
+        raise ValueError(f"global_batch_tokens ({G}) is {sequences} sequences, fewer than "
+                         f"micro_batch × n_gpus ({b} × {n} = {b * n}): lower n_gpus or "
+                         f"micro_batch, or raise global_batch_tokens")
+    accumulation = -(-sequences // (b * n))
+    used = accumulation * b * n
+    return {"sequences_per_step": sequences, "accumulation_steps": accumulation,
+            "sequences_per_step_used": used, "steps": math.ceil(D / (used * s))}
+
+
 def chinchilla_tokens(n_params: float) -> float:
     """Compute-optimal training tokens: 20 per parameter (Hoffmann et al. 2022, table 3)."""
     return CHINCHILLA_TOKENS_PER_PARAM * _check_real("n_params", n_params)
@@ -278,6 +370,11 @@ def bytes_per_param(precision: str = "mixed", optimizer: str = "adamw") -> dict[
     * ``"fp32"``: 4 + 4, Adam states 8 (16 in all); SGD momentum 4.
     * ``"bf16"``: everything in bf16 with no master copy (2 + 2, Adam 4): cheaper, and the
       rounding of small updates hurts — large runs use ``"mixed"``.
+
+    ``optimizer="adamw8bit"``: AdamW with both states quantised to 1 byte each (Dettmers et al.
+    2022, "8-bit Optimizers via Block-wise Quantization"; bitsandbytes' ``AdamW8bit``), so 2
+    bytes of states instead of 8; the per-block quantisation constants (one fp32 per 2,048
+    values) are left out. With ``"mixed"``: 2 + 2 + (4 + 2) = 10 bytes per parameter.
     """
     _check_choice("precision", precision, TRAINING_PRECISIONS)
     _check_choice("optimizer", optimizer, OPTIMIZERS)
@@ -288,42 +385,109 @@ def bytes_per_param(precision: str = "mixed", optimizer: str = "adamw") -> dict[
         w, g, master, state = 4, 4, 0, 4
     else:
         w, g, master, state = 2, 2, 0, 2
+    if optimizer == "adamw8bit":
+        return {"weights": w, "grads": g, "optimizer": master + 2}
     n_states = 2 if optimizer == "adamw" else 1
     return {"weights": w, "grads": g, "optimizer": master + n_states * state}
 
 
+def _activation_terms(*, seq_len, micro_batch, d_model, n_heads, arch, d_ff, n_kv_heads,
+                      dropout) -> tuple[float, float, float]:
+    """``(s·b·h, linear coefficient, score coefficient)``: bytes = sbh·lin + a·s²·b·score."""
+    s = _check_int("seq_len", seq_len)
+    b = _check_int("micro_batch", micro_batch)
+    h = _check_int("d_model", d_model)
+    a = _check_int("n_heads", n_heads)
+    _check_choice("arch", arch, ARCHITECTURES)
+    if h % a:
+        raise ValueError(f"d_model ({h}) must be divisible by n_heads ({a})")
+    llama = arch == "llama"
+    if d_ff is None:
+        if llama:
+            raise ValueError("d_ff is required for arch='llama' (e.g. 11008 for Llama-2-7B)")
+        d_ff = 4 * h
+    f = _check_int("d_ff", d_ff)
+    kv = a if n_kv_heads is None else _check_int("n_kv_heads", n_kv_heads)
+    if a % kv:
+        raise ValueError(f"n_heads ({a}) must be a multiple of n_kv_heads ({kv})")
+    dropout = (not llama) if dropout is None else dropout
+    if not isinstance(dropout, bool):
+        raise TypeError(f"dropout must be a bool or None, got {type(dropout).__name__}")
+    kv_share = kv / a  # K and V are kv_share × the size of Q
+    # attention: norm output (QKV input) 2, Q 2, K and V 2·kv_share each, output-projection
+    # input 2; with dropout also the 1-byte mask after the output projection
+    lin = 2 + 2 + 4 * kv_share + 2 + (1 if dropout else 0)
+    # MLP: norm output 2; GELU: its input and output, 2·f/h each; SwiGLU: the gate's input, its
+    # SiLU, the up projection and their product (the down projection's input), 2·f/h each
+    lin += 2 + (8 if llama else 4) * f / h + (1 if dropout else 0)
+    lin += 4  # the two norms' inputs, 2 each
+    # scores: the softmax output (2 bytes, also the input of the product with V); with dropout
+    # also its 1-byte mask and the dropped-out copy (2)
+    score = 5 if dropout else 2
+    return float(s) * b * h, lin, score
+
+
 def activation_bytes_per_layer(*, seq_len: int, micro_batch: int, d_model: int, n_heads: int,
-                               recompute: str = "none") -> float:
+                               recompute: str = "none", arch: str = "gpt2",
+                               d_ff: int | None = None, n_kv_heads: int | None = None,
+                               dropout: bool | None = None) -> float:
     """Activation bytes one transformer layer keeps for backward (Korthikanti et al. 2022 §4).
 
-    With 16-bit activations and 1-byte dropout masks, no tensor/sequence parallelism:
+    16-bit activations, 1-byte dropout masks, no tensor/sequence parallelism; ``s`` =
+    ``seq_len``, ``b`` = ``micro_batch``, ``h`` = ``d_model``, ``a`` = ``n_heads``.
+
+    The default, ``arch="gpt2"`` with dropout and a GELU MLP of width ``d_ff = 4h``, is the
+    paper's count:
 
     * ``"none"``: ``s·b·h·(34 + 5·a·s/h)`` — 34·sbh for the linear layers, norms, GELU and
       dropouts, ``5·a·s²·b`` for the attention scores, softmax and its dropout;
     * ``"selective"``: ``34·s·b·h`` — the attention-score part is recomputed (FlashAttention
       does the same by design);
     * ``"full"``: ``2·s·b·h`` — only the layer's input; everything else is recomputed.
+
+    ``arch="llama"`` (``d_ff`` required; ``dropout`` defaults to ``False``, as Llama trains
+    without dropout) counts the same tensors for RMSNorm, rotary attention with ``n_kv_heads``
+    key/value heads and a SwiGLU MLP: the dropout masks go, the attention scores keep only the
+    softmax output (``2·a·s²·b`` instead of ``5·a·s²·b``), and the MLP keeps four ``s·b·f``
+    tensors (the gate's input, its SiLU, the up projection, their product) as eager PyTorch
+    autograd does: ``(16 + 8·f/h)·s·b·h + 2·a·s²·b`` with ``n_kv_heads = n_heads``, about half
+    of the GPT-3 count for Llama-2-7B at s = 4096. ``dropout`` (a bool) overrides either default.
     """
-    s = _check_int("seq_len", seq_len)
-    b = _check_int("micro_batch", micro_batch)
-    h = _check_int("d_model", d_model)
-    a = _check_int("n_heads", n_heads)
+    sbh, lin, score = _activation_terms(seq_len=seq_len, micro_batch=micro_batch,
+                                        d_model=d_model, n_heads=n_heads, arch=arch, d_ff=d_ff,
+                                        n_kv_heads=n_kv_heads, dropout=dropout)
     _check_choice("recompute", recompute, RECOMPUTE)
-    sbh = float(s) * b * h
+    s, h, a = seq_len, d_model, n_heads
     if recompute == "none":
-        return sbh * (34 + 5 * a * s / h)
+        return sbh * (lin + score * a * s / h)
     if recompute == "selective":
-        return 34 * sbh
+        return lin * sbh
     return 2 * sbh
+
+
+def _recompute_working_set(*, seq_len, micro_batch, d_model, n_heads, recompute, arch, d_ff,
+                           n_kv_heads, dropout) -> float:
+    """Bytes that exist only while one layer is recomputed during backward."""
+    sbh, lin, score = _activation_terms(seq_len=seq_len, micro_batch=micro_batch,
+                                        d_model=d_model, n_heads=n_heads, arch=arch, d_ff=d_ff,
+                                        n_kv_heads=n_kv_heads, dropout=dropout)
+    if recompute == "none":
+        return 0.0
+    scores = sbh * score * n_heads * seq_len / d_model
+    if recompute == "selective":  # one layer's attention scores, rebuilt for its backward
+        return scores
+    return sbh * lin + scores - 2 * sbh  # full: the whole layer, less the input it kept
 
 
 def training_memory(n_params: float, *, precision: str = "mixed", optimizer: str = "adamw",
                     zero_stage: int = 0, n_gpus: int = 1, activations: bool = True,
                     seq_len: int | None = None, micro_batch: int | None = None,
                     n_layer: int | None = None, d_model: int | None = None,
-                    n_heads: int | None = None, recompute: str = "none") -> dict[str, float]:
+                    n_heads: int | None = None, recompute: str = "none", arch: str = "gpt2",
+                    d_ff: int | None = None, n_kv_heads: int | None = None,
+                    dropout: bool | None = None) -> dict[str, float]:
     """Training memory **per GPU** in bytes: ``weights``, ``grads``, ``optimizer``,
-    ``activations`` and their ``total``.
+    ``activations`` and their ``total``, plus ``working_set`` and ``peak``.
 
     Model states follow :func:`bytes_per_param` (16 bytes/parameter for mixed-precision AdamW).
     ZeRO data parallelism over ``n_gpus`` (Rajbhandari et al. 2020): stage 1 shards the
@@ -332,7 +496,15 @@ def training_memory(n_params: float, *, precision: str = "mixed", optimizer: str
 
     Activations (per GPU, never sharded by ZeRO: each GPU processes its own ``micro_batch``)
     follow :func:`activation_bytes_per_layer` × ``n_layer``; they need ``seq_len``,
-    ``micro_batch``, ``n_layer``, ``d_model`` and ``n_heads``, or ``activations=False``.
+    ``micro_batch``, ``n_layer``, ``d_model`` and ``n_heads``, or ``activations=False``;
+    ``arch``, ``d_ff``, ``n_kv_heads`` and ``dropout`` pass through (``arch="llama"`` for a
+    Llama-style layer without dropout).
+
+    ``working_set``: with recomputation, the backward pass rebuilds one layer at a time, and
+    that layer's activations exist on top of the stored ones while its gradients are computed
+    (Korthikanti et al. 2022 count what is stored; this is what exists on top): all of them for ``"full"`` (less the input it kept), its
+    attention scores for ``"selective"``; 0 for ``"none"`` or ``activations=False``. ``peak`` =
+    ``total + working_set`` is what must fit in the GPU (:func:`fits` compares it).
     Not counted: temporary buffers, the logits of the output layer, fragmentation, the CUDA
     context (~0.5–1 GB) — plan for 10–20 % more.
 
@@ -354,6 +526,7 @@ def training_memory(n_params: float, *, precision: str = "mixed", optimizer: str
         "grads": N * bpp["grads"] / (n if zero_stage >= 2 else 1),
         "optimizer": N * bpp["optimizer"] / (n if zero_stage >= 1 else 1),
         "activations": 0.0,
+        "working_set": 0.0,
     }
     _check_choice("recompute", recompute, RECOMPUTE)
     if activations:
@@ -364,23 +537,31 @@ def training_memory(n_params: float, *, precision: str = "mixed", optimizer: str
             raise ValueError(f"activations=True needs {', '.join(missing)} "
                              f"(or pass activations=False for model states only)")
         L = _check_int("n_layer", n_layer)
-        per_layer = activation_bytes_per_layer(seq_len=seq_len, micro_batch=micro_batch,
-                                               d_model=d_model, n_heads=n_heads,
-                                               recompute=recompute)
+        layer = dict(seq_len=seq_len, micro_batch=micro_batch, d_model=d_model, n_heads=n_heads,
+                     arch=arch, d_ff=d_ff, n_kv_heads=n_kv_heads, dropout=dropout)
+        per_layer = activation_bytes_per_layer(**layer, recompute=recompute)
         scale = 2 if precision == "fp32" else 1  # the paper counts 16-bit activations
         out["activations"] = L * per_layer * scale
+        out["working_set"] = _recompute_working_set(**layer, recompute=recompute) * scale
     out["total"] = out["weights"] + out["grads"] + out["optimizer"] + out["activations"]
+    out["peak"] = out["total"] + out["working_set"]
     return out
 
 
 def fits(memory: Mapping[str, float], gpu: str) -> bool:
-    """Whether a :func:`training_memory` result fits the memory of one ``gpu``."""
+    """Whether a :func:`training_memory` result fits the memory of one ``gpu``.
+
+    Compares ``memory["peak"]`` (the stored bytes plus the recomputation working set) when the
+    dict has it, else ``memory["total"]``.
+    """
     if not isinstance(memory, Mapping):
         raise TypeError(f"memory must be a training_memory() dict, got {type(memory).__name__}")
     if "total" not in memory:
         raise ValueError(f"memory must have a 'total' entry (a training_memory() result), got "
                          f"keys {sorted(memory)}")
     total = _check_real("memory['total']", memory["total"], allow_zero=True)
+    if "peak" in memory:
+        total = _check_real("memory['peak']", memory["peak"], allow_zero=True)
     return total <= GPU_SPECS[gpu_key(gpu)]["memory_gb"] * _GB
 
 
@@ -418,6 +599,114 @@ def fit_power_law(x, y) -> dict[str, float]:
     ss_tot = sum((v - my) ** 2 for v in ly)
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
     return {"a": math.exp(intercept), "alpha": -slope, "r2": r2}
+
+
+def _law(law: Mapping[str, float] | None) -> dict[str, float]:
+    if law is None:
+        return dict(CHINCHILLA_LAW)
+    if not isinstance(law, Mapping):
+        raise TypeError(f"law must be a dict with keys {', '.join(CHINCHILLA_LAW)}, got "
+                        f"{type(law).__name__}")
+    if set(law) != set(CHINCHILLA_LAW):
+        raise ValueError(f"law must have exactly the keys {', '.join(CHINCHILLA_LAW)}, got "
+                         f"{', '.join(sorted(law))}")
+    return {k: _check_real(f"law[{k!r}]", law[k], allow_zero=k == "E") for k in CHINCHILLA_LAW}
+
+
+def chinchilla_loss(n_params: float, n_tokens: float, *,
+                    law: Mapping[str, float] | None = None) -> float:
+    """Predicted loss ``L(N, D) = E + A/N^α + B/D^β`` (Hoffmann et al. 2022, equation 2).
+
+    ``law`` defaults to :data:`CHINCHILLA_LAW`, the fit printed in the paper (§3.3, appendix
+    D.2: E = 1.69, A = 406.4, B = 410.7, α = 0.34, β = 0.28; nats per token of MassiveText,
+    their tokenizer — not comparable with other data or tokenizers). ``E`` is the entropy of
+    text that no model removes; the two power laws are what a finite model and finite data
+    leave on top. Besiroglu et al. (2024, "Chinchilla Scaling: A replication attempt") show
+    that these rounded values bias the compute-optimal allocation: use the law for its shape.
+
+    >>> round(chinchilla_loss(70e9, 1.4e12), 3)  # Chinchilla itself
+    1.937
+    """
+    c = _law(law)
+    N = _check_real("n_params", n_params)
+    D = _check_real("n_tokens", n_tokens)
+    return c["E"] + c["A"] / N ** c["alpha"] + c["B"] / D ** c["beta"]
+
+
+def chinchilla_optimal(flops: float, *, law: Mapping[str, float] | None = None
+                       ) -> dict[str, float]:
+    """The ``N`` and ``D`` that minimise :func:`chinchilla_loss` at ``6·N·D = flops``.
+
+    Hoffmann et al. 2022, equation 4: ``N_opt = G·(C/6)^a``, ``D_opt = (C/6)^b / G`` with
+    ``G = (α·A / (β·B))^(1/(α+β))``, ``a = β/(α+β)``, ``b = α/(α+β)``. Returns ``n_params``,
+    ``n_tokens``, ``tokens_per_param`` and the predicted ``loss``.
+    """
+    c = _law(law)
+    C = _check_real("flops", flops)
+    al, be = c["alpha"], c["beta"]
+    G = (al * c["A"] / (be * c["B"])) ** (1.0 / (al + be))
+    n = G * (C / 6.0) ** (be / (al + be))
+    d = (C / 6.0) ** (al / (al + be)) / G
+    return {"n_params": n, "n_tokens": d, "tokens_per_param": d / n,
+            "loss": chinchilla_loss(n, d, law=c)}
+
+
+def isoflop_optimum(n_params, losses) -> dict[str, float]:
+    """Fit a parabola to an IsoFLOP profile, loss against ``log N`` at one compute budget.
+
+    Hoffmann et al. 2022, approach 2 (§3.2): train models of several sizes with the same FLOPs,
+    fit ``loss = c₀ + c₁·ln N + c₂·(ln N)²``, and read the compute-optimal size at the vertex,
+    ``N_opt = exp(−c₁ / 2c₂)``. Returns ``n_opt``, ``loss_opt`` (the parabola's minimum) and
+    ``curvature`` (``c₂``: positive for a valley). Raises ``ValueError`` when the points do not
+    make a valley (``c₂ <= 0``), or when the vertex lies outside the sizes tried (an optimum
+    extrapolated beyond the data is not measured).
+
+    >>> f = isoflop_optimum([1e6, 1e7, 1e8], [3.0, 2.5, 3.0])
+    >>> f"{f['n_opt']:.0e}"
+    '1e+07'
+    """
+    for name, v in (("n_params", n_params), ("losses", losses)):
+        if isinstance(v, (str, bytes)) or not isinstance(v, Iterable):
+            raise TypeError(f"{name} must be a sequence of numbers, got {type(v).__name__}")
+    ns, ls = list(n_params), list(losses)
+    if len(ns) != len(ls) or len(ns) < 3:
+        raise ValueError(f"n_params and losses must have the same length >= 3, got {len(ns)} "
+                         f"and {len(ls)}")
+    ns = [_check_real("n_params", v) for v in ns]
+    ls = [_check_real("losses", v, positive=False) for v in ls]
+    if len(set(ns)) < 3:
+        raise ValueError("n_params must hold at least 3 different sizes")
+    x = [math.log(v) for v in ns]
+    # least squares for c0 + c1 x + c2 x², centred for conditioning: normal equations, 3 × 3
+    mx = sum(x) / len(x)
+    u = [v - mx for v in x]
+    S = [sum(t ** k for t in u) for k in range(5)]
+    T = [sum(y * t ** k for t, y in zip(u, ls)) for k in range(3)]
+    M = [[S[0], S[1], S[2]], [S[1], S[2], S[3]], [S[2], S[3], S[4]]]
+
+    def det(m):
+        return (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+                - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+                + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))
+
+    d = det(M)
+    coef = []
+    for k in range(3):  # Cramer's rule
+        Mk = [row[:] for row in M]
+        for i in range(3):
+            Mk[i][k] = T[i]
+        coef.append(det(Mk) / d)
+    c0, c1, c2 = coef
+    if c2 <= 0:
+        raise ValueError(f"the losses do not make a valley in log N (curvature {c2:.3g} <= 0): "
+                         f"try sizes on both sides of the optimum")
+    vertex = -c1 / (2 * c2)
+    if not min(u) <= vertex <= max(u):
+        raise ValueError(f"the parabola's minimum lies outside the sizes tried (N ≈ "
+                         f"{math.exp(vertex + mx):.3g}, tried {min(ns):.3g}–{max(ns):.3g}): "
+                         f"add sizes beyond it")
+    return {"n_opt": math.exp(vertex + mx), "loss_opt": c0 - c1 * c1 / (4 * c2),
+            "curvature": c2}
 
 
 # ----------------------------------------------------------------------------- measured
