@@ -10,7 +10,7 @@ Map: chapter → the modules it imports → their tests. A module ``m`` is teste
 
     00 setup                  env, profiles, data.corpora [test_data], exercises
     01 language models        ngram, tokenizers, data.batching [test_batching],
-                              widgets.next_token [test_ngram]
+                              widgets.next_token [test_ngram], scaling
     02 tokens and embeddings  tokenizers, data.corpora [test_data], data.batching [test_batching]
     03 attention              attention, model, tokenizers, widgets.attention, widgets.explorer,
                               widgets.renderer [test_viz; in a browser: test_browser], diagrams
@@ -27,7 +27,8 @@ Map: chapter → the modules it imports → their tests. A module ``m`` is teste
     09 fine-tuning            finetune, evaluate, train, model, data.corpora [test_data]
     10 post-training          align [test_align_task, test_align_sft, test_align_dpo,
                               test_align_grpo, test_align_evals, test_align_trl_path], model, train
-    11 evaluation and limits  evaluate, finetune, model, data.corpora [test_data]
+    11 evaluation and limits  evaluate [test_evaluate], align.evals [test_align_evals], env, finetune,
+                              model, data.corpora [test_data]
     12 inference              inference.bandwidth [test_inference_bandwidth],
                               inference.quantize [test_inference_quantize],
                               inference.speculative [test_inference_speculative],

@@ -1,7 +1,8 @@
 """Evaluation from scratch: classification metrics, perplexity, BLEU, calibration, probes.
 
 Every function here is short enough to read, and chapter 11 compares each one with the
-library everybody uses (scikit-learn, sacrebleu).
+library everybody uses (scikit-learn, sacrebleu, lm-evaluation-harness). Multiple-choice
+scoring by log-likelihood and pass@k live in :mod:`llmcourse.align.evals`.
 """
 
 from __future__ import annotations
@@ -234,6 +235,103 @@ def expected_calibration_error(probs: torch.Tensor, y_true, n_bins: int = 10) ->
     b = reliability_bins(probs, y_true, n_bins)
     w = b["count"] / b["count"].sum()
     return float((w * (b["accuracy"] - b["confidence"]).abs()).sum())
+
+
+def _logits_and_labels(logits, y_true) -> tuple[torch.Tensor, torch.Tensor]:
+    check_tensor("logits", logits, ndim=2, dtype="float", shape="(N, K)")
+    if logits.size(0) == 0 or logits.size(1) < 2:
+        raise ValueError(f"logits must hold at least one row and two classes, got "
+                         f"{tuple(logits.shape)}")
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("logits must be finite (no NaN or inf)")
+    y = torch.tensor(_labels("y_true", y_true), dtype=torch.long)
+    if y.numel() != logits.size(0):
+        raise ValueError(f"y_true has {y.numel()} labels for {logits.size(0)} rows of logits")
+    if int(y.max()) >= logits.size(1):
+        raise ValueError(f"y_true must hold labels in [0, {logits.size(1)}) (the columns of "
+                         f"logits), got {int(y.max())}")
+    return logits.detach().double().cpu(), y
+
+
+def temperature_nll(logits: torch.Tensor, y_true, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood (nats) of ``y_true`` under ``softmax(logits / temperature)``.
+
+    ``logits`` is (N, K): any scores whose softmax are the model's probabilities (for a
+    scikit-learn ``LogisticRegression``, ``decision_function``; ``log(probs)`` works too).
+    """
+    z, y = _logits_and_labels(logits, y_true)
+    t = check_number("temperature", temperature, min=0.0, min_open=True)
+    return float(F.cross_entropy(z / t, y))
+
+
+def fit_temperature(logits: torch.Tensor, y_true, lo: float = 1e-2, hi: float = 1e2,
+                    tol: float = 1e-9) -> float:
+    """Temperature scaling (Guo et al., 2017): the single ``T`` in ``[lo, hi]`` that minimises
+    the NLL of ``softmax(logits / T)`` on held-out ``(logits, y_true)``.
+
+    Fit it on a validation split and apply it to the test split: dividing every logit by the
+    same ``T`` never changes the argmax, so accuracy is untouched and only the confidence moves
+    (``T > 1`` softens an over-confident model, ``T < 1`` sharpens an under-confident one).
+    The NLL is convex in ``1/T``, hence unimodal in ``log T``: a golden-section search on
+    ``log T`` finds the minimum to ``tol`` (a minimum at a bound returns that bound).
+    """
+    z, y = _logits_and_labels(logits, y_true)
+    lo = check_number("lo", lo, min=0.0, min_open=True)
+    hi = check_number("hi", hi, min=0.0, min_open=True)
+    if not lo < hi:
+        raise ValueError(f"lo must be < hi, got lo={lo} and hi={hi}")
+    tol = check_number("tol", tol, min=0.0, min_open=True)
+
+    def nll(log_t: float) -> float:
+        return float(F.cross_entropy(z / math.exp(log_t), y))
+
+    a, b = math.log(lo), math.log(hi)
+    r = (math.sqrt(5) - 1) / 2
+    c, d = b - r * (b - a), a + r * (b - a)
+    fc, fd = nll(c), nll(d)
+    while b - a > tol:
+        if fc <= fd:  # the minimum lies in [a, d]
+            b, d, fd = d, c, fc
+            c = b - r * (b - a)
+            fc = nll(c)
+        else:  # in [c, b]
+            a, c, fc = c, d, fd
+            d = a + r * (b - a)
+            fd = nll(d)
+    best = min((nll(a), a), (nll(b), b), (nll((a + b) / 2), (a + b) / 2))[1]
+    return math.exp(best)
+
+
+def _byte_chars() -> list[str]:
+    """GPT-2's printable stand-in character for each byte 0..255 (``bytes_to_unicode``)."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[b] = chr(b)
+        else:  # unprintable bytes map above 255, in order
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return [chars[b] for b in range(256)]
+
+
+def hf_byte_tokenizer():
+    """A Hugging Face tokenizer whose ids are the UTF-8 bytes of the text (vocabulary 256).
+
+    For byte-level course models (``encode = list(text.encode("utf-8"))``) exported with
+    :meth:`llmcourse.model.GPT.to_hf`: ``save_pretrained`` it next to the model, and tools that
+    read Hugging Face folders (lm-evaluation-harness) tokenise exactly as the course does. It is
+    a byte-level BPE with no merges: GPT-2's tokenizer before it learned anything.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {ch: b for b, ch in enumerate(_byte_chars())}
+    backend = Tokenizer(models.BPE(vocab, []))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=backend)
 
 
 # ----------------------------------------------------------------------------- association test

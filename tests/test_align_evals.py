@@ -183,7 +183,9 @@ def test_multiple_choice_equals_lm_eval_harness(tmp_path):
         'doc_to_text: "{{ctx}}"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: gold\n'
         "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
         "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n")
-    lm = HFLM(pretrained=str(tmp_path / "model"), device="cpu", batch_size=4)
+    # logits_cache=False: lm-eval 0.4.13's cache can return a wrong log-likelihood for the shorter
+    # of two requests that cover the same bytes split differently (chapter 11 shows it)
+    lm = HFLM(pretrained=str(tmp_path / "model"), device="cpu", batch_size=4, logits_cache=False)
     out = lm_eval.simple_evaluate(
         model=lm, tasks=["tiny_mc"], num_fewshot=0, log_samples=True,
         task_manager=TaskManager(include_path=str(tmp_path / "tasks"), include_defaults=False))

@@ -675,7 +675,7 @@ DDP_DEMO = [
 _CASE = ex.Case((1,), 1)
 CHECKERS = [
     ex.check_softmax, ex_attention.check_attention, ex_attention.check_causal_mask,
-    ex_evaluation.check_macro_f1, ex_evaluation.check_ece, ex_finetuning.check_sft_labels,
+    ex_evaluation.check_macro_f1, ex_evaluation.check_ece, ex_evaluation.check_acc_norm, ex_finetuning.check_sft_labels,
     ex_lm.check_bigram_counts, ex_lm.check_perplexity, ex_loss.check_bits_per_byte,
     ex_loss.check_rmsprop_step, ex_pretraining.check_warmup_cosine, ex_pretraining.check_pack,
     ex_scaling.check_model_state_bytes, ex_scaling.check_gpu_hours, ex_tokens.check_bpe_merge,

@@ -179,3 +179,81 @@ def test_gradient_x_input():
     assert torch.allclose(attr, torch.tensor([1.0, 3.0]))
     with pytest.raises(ValueError):
         ev.gradient_x_input(None, torch.ones(3), lambda e: e.sum())
+
+
+def _scores(seed=0, n=300, k=4, scale=0.4):
+    """Logits and labels drawn from softmax(logits / scale): scale < 1 makes the logits
+    under-confident (the best temperature is about scale)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, k, generator=g, dtype=torch.float64)
+    u = torch.rand(n, generator=g, dtype=torch.float64)
+    cdf = (z / scale).softmax(1).cumsum(1)
+    y = (u[:, None] > cdf).sum(1).clamp(max=k - 1)
+    return z, y.tolist()
+
+
+def test_temperature_nll_equals_cross_entropy():
+    z, y = _scores()
+    want = float(torch.nn.functional.cross_entropy(z / 2.0, torch.tensor(y)))
+    assert ev.temperature_nll(z, y, 2.0) == pytest.approx(want, abs=1e-12)
+    assert ev.temperature_nll(z, y) == pytest.approx(
+        skm.log_loss(y, z.softmax(1).numpy(), labels=list(range(4))), abs=1e-9)
+
+
+def test_fit_temperature_finds_the_minimum():
+    z, y = _scores(scale=0.4)  # the data are sharper than the logits: T must come out < 1
+    t = ev.fit_temperature(z, y)
+    assert 0.25 < t < 0.7
+    grid = torch.logspace(-2, 2, 4001, dtype=torch.float64).tolist()
+    best = min(grid, key=lambda s: ev.temperature_nll(z, y, s))
+    assert t == pytest.approx(best, rel=2e-3)  # the grid's spacing is 0.23 %
+    nll_t = ev.temperature_nll(z, y, t)
+    assert nll_t <= ev.temperature_nll(z, y, t * 1.001)
+    assert nll_t <= ev.temperature_nll(z, y, t / 1.001)
+    assert nll_t <= ev.temperature_nll(z, y, 1.0)
+    z2, y2 = _scores(scale=3.0)  # the data are softer than the logits: T > 1
+    assert ev.fit_temperature(z2, y2) > 1.5
+    # scaling never changes the argmax, so accuracy is the same at every temperature
+    assert torch.equal((z / t).argmax(1), z.argmax(1))
+
+
+def test_fit_temperature_bound_and_bad_inputs():
+    z = torch.tensor([[5.0, 0.0], [0.0, 5.0]], dtype=torch.float64)
+    assert ev.fit_temperature(z, [0, 1], lo=0.5, hi=2.0) == pytest.approx(0.5, rel=1e-6)  # at lo
+    with pytest.raises(TypeError, match="logits"):
+        ev.fit_temperature([[1.0, 0.0]], [0])
+    with pytest.raises(ValueError, match="logits must have shape"):
+        ev.fit_temperature(torch.zeros(3), [0, 1, 0])
+    with pytest.raises(ValueError, match="logits must hold at least one row and two classes"):
+        ev.fit_temperature(torch.zeros(2, 1), [0, 0])
+    with pytest.raises(ValueError, match="logits must be finite"):
+        ev.fit_temperature(torch.tensor([[float("nan"), 0.0]]), [0])
+    with pytest.raises(ValueError, match="logits must be a floating-point"):
+        ev.fit_temperature(torch.zeros(2, 2, dtype=torch.long), [0, 1])
+    with pytest.raises(ValueError, match="y_true has 1 labels for 2 rows"):
+        ev.fit_temperature(z, [0])
+    with pytest.raises(ValueError, match="y_true must hold labels in"):
+        ev.fit_temperature(z, [0, 2])
+    with pytest.raises(TypeError, match="y_true"):
+        ev.fit_temperature(z, [0.5, 1.0])
+    with pytest.raises(ValueError, match="lo must be < hi"):
+        ev.fit_temperature(z, [0, 1], lo=2.0, hi=1.0)
+    with pytest.raises(ValueError, match="lo must be a number > 0"):
+        ev.fit_temperature(z, [0, 1], lo=0.0)
+    with pytest.raises(TypeError, match="tol must be a number"):
+        ev.fit_temperature(z, [0, 1], tol="1e-9")
+    with pytest.raises(ValueError, match="temperature must be a number > 0"):
+        ev.temperature_nll(z, [0, 1], temperature=0.0)
+    with pytest.raises(TypeError, match="temperature must be a number"):
+        ev.temperature_nll(z, [0, 1], temperature=True)
+
+
+def test_hf_byte_tokenizer_ids_are_bytes():
+    pytest.importorskip("transformers")
+    tok = ev.hf_byte_tokenizer()
+    assert len(tok) == 256
+    for text in ["Return the base name", "h\u00e9llo w\u00f6rld\n\tx  ", "\u65e5\u672c ok", " a b ",
+                 "\u0100 \x00 <|endoftext|>"]:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert ids == list(text.encode("utf-8")), text
+        assert tok.decode(ids) == text

@@ -1,7 +1,8 @@
+import numpy as np
 from sklearn.metrics import f1_score
 
 from llmcourse import evaluate as ev
-from llmcourse.exercises.evaluation import check_ece, check_macro_f1
+from llmcourse.exercises.evaluation import check_acc_norm, check_ece, check_macro_f1
 
 
 def test_macro_f1_checker(capsys):
@@ -25,3 +26,14 @@ def test_ece_checker():
         return float((b["accuracy"] - b["confidence"])[keep].abs().mean())
 
     assert not check_ece(unweighted)
+
+
+def test_acc_norm_checker():
+    assert check_acc_norm(lambda ll, ch: int(np.argmax(np.array(ll) / [len(c) for c in ch])))
+    assert not check_acc_norm(lambda ll, ch: int(np.argmax(ll)))  # acc, not acc_norm
+    assert not check_acc_norm(  # the delimiter counted in the length
+        lambda ll, ch: int(np.argmax(np.array(ll) / [len(" " + c) for c in ch])))
+    assert not check_acc_norm(  # bytes: that is lm-eval's acc_bytes
+        lambda ll, ch: int(np.argmax(np.array(ll) / [len(c.encode()) for c in ch])))
+    assert not check_acc_norm(  # the last maximum on ties
+        lambda ll, ch: max(range(len(ll)), key=lambda i: (ll[i] / len(ch[i]), i)))

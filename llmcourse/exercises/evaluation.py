@@ -1,4 +1,4 @@
-"""Checkers for chapter 11 (evaluation): macro-F1 and expected calibration error."""
+"""Checkers for chapter 11 (evaluation): macro-F1, expected calibration error, acc_norm."""
 
 from __future__ import annotations
 
@@ -41,3 +41,24 @@ def check_ece(fn: Callable[[torch.Tensor, list[int], int], float]) -> bool:
              hint="0.55 and 0.95 both fall in the bin (0.5, 1.0]"),
     ]
     return run_checks(fn, cases, name="ece", atol=1e-5)
+
+
+def check_acc_norm(fn: Callable[[list[float], list[str]], int]) -> bool:
+    """Check ``fn(loglikelihoods, choices) -> index`` of the ``acc_norm`` prediction.
+
+    lm-evaluation-harness's definition: the argmax (the first one on ties) of each choice's
+    summed log-likelihood divided by the choice's length in characters, without the delimiter.
+    """
+    check_fn(fn)
+    cases = [
+        Case(([-2.0, -3.0], ["ab", "cd"]), 0, hint="same lengths: the higher log-likelihood wins"),
+        Case(([-3.0, -5.0], ["ab", "abcdefg"]), 1,
+             hint="divide each log-likelihood by its choice's length: -1.5 vs -0.71"),
+        Case(([-2.9, -5.0], ["ab", "abcd"]), 1,
+             hint="the length is the choice's own characters, not counting the space before it"),
+        Case(([-4.2, -5.2], ["\u00e9\u00e9\u00e9", "abcd"]), 1,
+             hint="acc_norm counts characters (len(choice)), not UTF-8 bytes"),
+        Case(([-2.0, -4.0, -9.0], ["a", "bc", "def"]), 0,
+             hint="on a tie (-2 per character twice) the first choice wins, like numpy.argmax"),
+    ]
+    return run_checks(fn, cases, name="acc_norm")
