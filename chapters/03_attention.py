@@ -122,19 +122,27 @@ assert d_torch <= 1e-6
 # %% [markdown]
 # Two facts that some tutorials get wrong:
 #
-# - **Equal scores give equal weights.** If the query scores three keys the same, the softmax
-#   is uniform: $[1/3, 1/3, 1/3]$ — not $[0.5, 0.3, 0.2]$ (those weights would need different
-#   scores).
+# - **Equal scores give equal weights.** A common tutorial says three equal scores give weights
+#   like $[0.5, 0.3, 0.2]$; here is why it is wrong: the softmax of equal numbers is uniform,
+#   $[1/3, 1/3, 1/3]$, so the output is the plain mean of the values, $(10 + 20 + 30)/3 = 20$.
 # - **A single key gets weight 1**, whatever its score: the softmax of one number is 1.
+# - **K is the *key*.** A common tutorial glosses K as "density"; here is why it is wrong: K
+#   holds the vectors each query is scored against — swap two tokens' keys and their weights
+#   swap with them, while the values stay where they are.
 
 # %%
-_, w_equal = scaled_dot_product_attention(torch.tensor([[1.0, 1.0]]),
-                                          torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), v)
+out_equal, w_equal = scaled_dot_product_attention(
+    torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), v)
 _, w_single = scaled_dot_product_attention(q, k[:1] * -5, v[:1])
-print("equal scores :", [round(x, 4) for x in w_equal[0].tolist()])
+_, w_swapped = scaled_dot_product_attention(q, k[[1, 0, 2]], v)  # keys of tokens 0 and 1 swapped
+print("equal scores :", [round(x, 4) for x in w_equal[0].tolist()],
+      "-> output", round(out_equal.item(), 4))
 print("a single key :", w_single.tolist())
+print("keys 0 and 1 swapped:", [round(x, 4) for x in w_swapped[0].tolist()])
 assert torch.allclose(w_equal, torch.full((1, 3), 1 / 3))
+assert math.isclose(out_equal.item(), 20.0, rel_tol=1e-6)  # the mean of the values 10, 20, 30
 assert w_single.item() == 1.0
+assert torch.allclose(w_swapped[0], weights[0][[1, 0, 2]])
 
 # %% [markdown]
 # ## 2 · Why divide by √d_k

@@ -136,9 +136,9 @@ import math
 from llmcourse.model import GPT, GPTConfig
 
 
-def new_model(seed: int = 0) -> GPT:
+def new_model(seed: int = 0, size: dict | None = None) -> GPT:
     torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=VOCAB, **prof.gpt, dropout=0.0))
+    return GPT(GPTConfig(vocab_size=VOCAB, **(size or prof.gpt), dropout=0.0))
 
 
 model = new_model()
@@ -187,13 +187,18 @@ fig
 # Do schedules matter in practice? Train the same model, from the same initial weights, on the
 # same batches (the `Trainer` draws them from its own seeded generator), changing only the
 # schedule: (a) a **constant** learning rate, (b) the `Trainer`'s **warm-up + cosine** to the same
-# peak, (c) warm-up + cosine to a **10× higher** peak. Each run is short (150 steps at `ci`).
+# peak, (c) warm-up + cosine to a **10× higher** peak. Each run is short: 150 steps of the `ci`
+# profile's model on a CPU (three runs of the `cpu` profile's model would cost a laptop about
+# ten minutes; section 6 trains that one), 1,000 steps of the full model on a GPU.
 
 # %%
 from llmcourse.train import Trainer
 
-SCHED_STEPS = prof.pick(ci=150, cpu=200, gpu=1000)
-PEAK = prof.pick(ci=3e-3, cpu=2e-3, gpu=1e-3)  # the learning rate of section 6's run
+SCHED_STEPS = prof.pick(ci=150, cpu=150, gpu=1000)
+SCHED_SIZE = prof.pick(ci=prof.gpt, cpu=llmcourse.profile("ci").gpt, gpu=prof.gpt)
+PEAK = prof.pick(ci=3e-3, cpu=3e-3, gpu=1e-3)
+sched_batch = make_get_batch(train_tokens, prof.pick(ci=BATCH, cpu=16, gpu=BATCH),
+                             SCHED_SIZE["block_size"])
 schedules = {
     "constant": dict(lr=PEAK, schedule="constant"),
     "warm-up + cosine": dict(lr=PEAK, warmup_steps=SCHED_STEPS // 10),
@@ -203,7 +208,7 @@ curves = {}
 for name, kw in schedules.items():
     c = TrainConfig(max_steps=SCHED_STEPS, log_every=1, precision=prof.precision,
                     progress=False, **kw)
-    recs_ = Trainer(new_model(seed=0), c, get_batch).fit()
+    recs_ = Trainer(new_model(seed=0, size=SCHED_SIZE), c, sched_batch).fit()
     curves[name] = [r["loss"] for r in recs_]
 
 
@@ -321,7 +326,7 @@ assert fastest == min(times, key=times.get) and set(times) == {"fp32", mixed}
 from llmcourse.train import read_metrics
 from llmcourse.widgets import Dashboard
 
-STEPS = prof.pick(ci=200, cpu=400, gpu=5000)
+STEPS = prof.pick(ci=200, cpu=250, gpu=5000)
 run_dir = work / "run"
 cfg = TrainConfig(max_steps=STEPS, lr=prof.pick(ci=3e-3, cpu=2e-3, gpu=1e-3),
                   warmup_steps=STEPS // 10, eval_every=STEPS // 4, eval_iters=prof.eval_iters,
@@ -599,7 +604,7 @@ bert = BertForMaskedLM(BertConfig(vocab_size=MLM_VOCAB, hidden_size=prof.gpt["n_
                                   intermediate_size=4 * prof.gpt["n_embd"],
                                   max_position_embeddings=MLM_LEN, type_vocab_size=1,
                                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
-MLM_STEPS = prof.pick(ci=200, cpu=300, gpu=5000)
+MLM_STEPS = prof.pick(ci=200, cpu=200, gpu=5000)
 mlm = Trainer(bert, TrainConfig(max_steps=MLM_STEPS, lr=prof.pick(ci=3e-3, cpu=2e-3, gpu=1e-3),
                                 warmup_steps=MLM_STEPS // 10, log_every=max(1, MLM_STEPS // 10),
                                 precision=prof.precision, progress=False),
