@@ -1,4 +1,4 @@
-"""Count-based n-gram language models (chapter 01).
+"""Count-based n-gram language models and their neural successor, the MLP LM (chapter 01).
 
 An n-gram model predicts the next token from the ``n - 1`` tokens before it, with probabilities
 read off counts::
@@ -11,6 +11,11 @@ training gets probability 0, and the perplexity of held-out text is infinite.
 Counts are kept in a dense ``(V ** (n - 1), V)`` tensor and computed with one ``bincount``, so
 fitting on a few hundred thousand tokens takes milliseconds; that suits character vocabularies
 (``V`` ~ 100) for bigrams and trigrams.
+
+:class:`MLPLanguageModel` is Bengio et al.'s (2003) neural n-gram: the ``k`` previous tokens are
+looked up in one embedding table, concatenated, passed through a ``tanh`` hidden layer and a
+linear layer to next-token logits. Its size grows linearly with ``k`` where the count table grows
+as ``V ** k``. :func:`context_windows` cuts a token stream into its ``(k previous, next)`` pairs.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
-from llmcourse._checks import check_int, check_number
+from llmcourse._checks import check_int, check_number, check_tensor
 from llmcourse.data import as_token_tensor
 
-__all__ = ["NGramLM", "perplexity"]
+__all__ = ["MLPLanguageModel", "NGramLM", "context_windows", "perplexity"]
 
 _MAX_CELLS = 50_000_000
 
@@ -162,3 +168,59 @@ class NGramLM:
     def __repr__(self) -> str:
         return (f"NGramLM(order={self.order}, vocab_size={self.vocab_size}, alpha={self.alpha}, "
                 f"tokens_seen={int(self.counts.sum()):,})")
+
+
+def context_windows(ids: Sequence[int] | np.ndarray | torch.Tensor,
+                    context: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every ``(context previous tokens, next token)`` pair of a token stream.
+
+    Returns ``x`` of shape ``(len(ids) - context, context)`` and ``y`` of shape
+    ``(len(ids) - context,)`` with ``x[i] = ids[i : i + context]`` and ``y[i] = ids[i + context]``:
+    the training examples of an n-gram model of order ``context + 1``.
+
+    >>> x, y = context_windows([5, 6, 7, 8], context=2)
+    >>> x.tolist(), y.tolist()
+    ([[5, 6], [6, 7]], [7, 8])
+    """
+    ids = as_token_tensor(ids)
+    context = check_int("context", context, min=1)
+    if len(ids) <= context:
+        raise ValueError(f"ids must hold more than context={context} tokens, got {len(ids)}")
+    win = ids.unfold(0, context + 1, 1)  # (N, context + 1), a view: no copy
+    return win[:, :-1], win[:, -1]
+
+
+class MLPLanguageModel(nn.Module):
+    """Bengio et al. (2003)'s neural language model: ``context`` tokens in, next-token logits out.
+
+    ``embed`` (``V × d_embed``) is shared by the ``context`` positions; their vectors are
+    concatenated (``context · d_embed``), sent through ``hidden`` and ``tanh`` (``d_hidden``), and
+    ``head`` gives ``V`` logits. Parameters: ``V·d + (k·d·H + H) + (H·V + V)``. (The paper also
+    had direct input-to-output connections; they are left out here.)
+
+    >>> model = MLPLanguageModel(vocab_size=10, context=3, d_embed=4, d_hidden=8)
+    >>> tuple(model(torch.zeros(2, 3, dtype=torch.long)).shape)
+    (2, 10)
+    """
+
+    def __init__(self, vocab_size: int, context: int, d_embed: int, d_hidden: int) -> None:
+        super().__init__()
+        self.vocab_size = check_int("vocab_size", vocab_size, min=1)
+        self.context = check_int("context", context, min=1)
+        d_embed = check_int("d_embed", d_embed, min=1)
+        d_hidden = check_int("d_hidden", d_hidden, min=1)
+        self.embed = nn.Embedding(vocab_size, d_embed)  # C: (V, d)
+        self.hidden = nn.Linear(context * d_embed, d_hidden)  # (k·d) -> H
+        self.head = nn.Linear(d_hidden, vocab_size)  # H -> V
+
+    def forward(self, ctx: torch.Tensor) -> torch.Tensor:
+        """``ctx``: ``(batch, context)`` token ids → logits ``(batch, vocab_size)``."""
+        check_tensor("ctx", ctx, ndim=2, dtype="int", shape="(batch, context)")
+        if ctx.shape[1] != self.context:
+            raise ValueError(f"ctx must have shape (batch, context={self.context}), "
+                             f"got {tuple(ctx.shape)}")
+        if ctx.numel() and (int(ctx.min()) < 0 or int(ctx.max()) >= self.vocab_size):
+            raise ValueError(f"ctx holds ids outside the vocabulary 0..{self.vocab_size - 1}")
+        e = self.embed(ctx)  # (B, k, d)
+        h = torch.tanh(self.hidden(e.flatten(1)))  # concatenate the k vectors: (B, k·d) -> (B, H)
+        return self.head(h)  # (B, V)

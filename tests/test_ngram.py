@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from llmcourse.ngram import NGramLM, perplexity
+from llmcourse.ngram import MLPLanguageModel, NGramLM, context_windows, perplexity
 from llmcourse.widgets import NextTokenWidget, show_token
 
 
@@ -84,3 +84,66 @@ def test_next_token_widget_updates_figure():
         NextTokenWidget({"m": 3}, labels)
     bad = NextTokenWidget({"m": lambda p: torch.ones(2)}, labels, top_k=1, prefix="")
     assert "returned 2 probabilities" in bad.status.value  # shown, not raised, when typing
+
+
+def test_context_windows_pairs_each_token_with_the_k_before_it():
+    x, y = context_windows(torch.arange(10), context=3)
+    assert x.shape == (7, 3) and y.shape == (7,)
+    assert x[0].tolist() == [0, 1, 2] and y[0] == 3
+    assert x[-1].tolist() == [6, 7, 8] and y[-1] == 9
+    assert torch.equal(x[:-1, 1:], x[1:, :-1])  # windows overlap: each slides by one token
+    assert torch.equal(x[1:, -1], y[:-1])  # each target is the next window's last context token
+    x1, y1 = context_windows([4, 2, 7], context=1)
+    assert x1.tolist() == [[4], [2]] and y1.tolist() == [2, 7]
+
+
+def test_mlp_language_model_shapes_parameters_and_forward():
+    V, k, d, H = 11, 3, 4, 6
+    torch.manual_seed(0)
+    model = MLPLanguageModel(V, k, d, H)
+    assert sum(p.numel() for p in model.parameters()) == V * d + (k * d * H + H) + (H * V + V)
+    ctx = torch.tensor([[1, 2, 3], [3, 2, 1]])
+    logits = model(ctx)
+    assert logits.shape == (2, V)
+    # the same forward written out: concatenate the embeddings in order, tanh layer, head
+    e = torch.cat([model.embed.weight[i] for i in (1, 2, 3)])
+    h = torch.tanh(model.hidden.weight @ e + model.hidden.bias)
+    assert torch.allclose(logits[0], model.head.weight @ h + model.head.bias, atol=1e-6)
+    # order matters: reversing the context changes the prediction (it is not a bag of tokens)
+    assert not torch.allclose(logits[0], logits[1])
+
+
+def test_mlp_language_model_learns_a_sequence_the_bigram_cannot():
+    # 0 1 2 | 0 1 3 repeated: after "1" the bigram can only guess 2 or 3; two tokens of context decide
+    ids = torch.tensor([0, 1, 2, 0, 1, 3] * 20)
+    x, y = context_windows(ids, context=3)
+    torch.manual_seed(0)
+    model = MLPLanguageModel(4, 3, 8, 16)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(150):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    bigram_nll = NGramLM(2, 4, alpha=0.0).fit(ids).nll(ids)
+    assert bigram_nll > 0.2 and loss.item() < 0.01
+
+
+def test_mlp_and_windows_bad_inputs():
+    with pytest.raises(TypeError, match="context"):
+        MLPLanguageModel(10, 2.0, 4, 8)
+    with pytest.raises(ValueError, match="d_hidden"):
+        MLPLanguageModel(10, 2, 4, 0)
+    model = MLPLanguageModel(10, 2, 4, 8)
+    with pytest.raises(TypeError, match="ctx"):
+        model([[1, 2]])
+    with pytest.raises(ValueError, match="ctx must have shape"):
+        model(torch.zeros(3, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="ctx must be an integer"):
+        model(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model(torch.tensor([[1, 10]]))
+    with pytest.raises(ValueError, match="more than context"):
+        context_windows([1, 2], context=2)
+    with pytest.raises(TypeError, match="context"):
+        context_windows([1, 2, 3], context="2")
