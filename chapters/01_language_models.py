@@ -798,6 +798,98 @@ assert acc_both > acc_left + 0.1  # seeing both sides is a much easier task ...
 # *representations* of text. But a masked model cannot *generate* text left to right, and it learns
 # from only 15 % of positions per pass; a causal model learns from every position and generates
 # naturally, which is why GPT-style models won for generation.
+
+# %% [markdown]
+# **A common tutorial error, with Hugging Face's `BertForMaskedLM`.** A tutorial passes
+# `labels=input_ids` (the unmasked text) and calls `optimizer.step()` without ever creating an
+# optimizer. Both are wrong. With `labels=input_ids` the loss is taken at *every* position,
+# most of which the model can read in its own input: it mostly learns to copy. The labels must
+# be the original token at the masked positions and `-100` everywhere else. A tiny BERT
+# (random weights, our characters as its vocabulary) shows the two losses differ:
+
+# %%
+from transformers import BertConfig, BertForMaskedLM
+
+torch.manual_seed(0)
+bert = BertForMaskedLM(BertConfig(vocab_size=V + 1, hidden_size=32, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=64,
+                                  max_position_embeddings=len(ids))).eval()  # eval: no dropout
+bert_in = inputs[None]  # (1, T): the text with [MASK] (id V) at the masked positions
+with torch.no_grad():
+    loss_right = bert(input_ids=bert_in, labels=labels[None]).loss  # masked positions only
+    loss_wrong = bert(input_ids=bert_in, labels=ids[None]).loss  # every position: the tutorial's
+    logits_b = bert(input_ids=bert_in).logits[0]  # (T, V + 1)
+by_hand = F.cross_entropy(logits_b[mask], ids[mask])
+everywhere = F.cross_entropy(logits_b, ids)
+print(f"labels -100 except the masked positions: {loss_right.item():.4f} nats "
+      f"(by hand over {int(mask.sum())} positions: {by_hand.item():.4f})")
+print(f"labels = the unmasked text:             {loss_wrong.item():.4f} nats "
+      f"(by hand over all {len(ids)} positions: {everywhere.item():.4f})")
+
+# %%
+assert torch.allclose(loss_right, by_hand, atol=1e-6)  # HF's loss is ours on the masked positions
+assert torch.allclose(loss_wrong, everywhere, atol=1e-6)  # ... and the tutorial's is over all
+
+# %% [markdown]
+# At random weights both read about $\ln V$; the difference is what they *train* and what the
+# number means. Train two copies for 150 steps on random windows of the training text, masked
+# afresh each step, one with each labelling, then measure both on the held-out text above — at
+# its masked positions, the only ones a masked LM is for, and at the visible ones:
+
+# %% tags=["nbval-ignore-output"]
+def train_bert(all_positions: bool, steps: int = 150) -> BertForMaskedLM:
+    m = copy.deepcopy(bert).train()
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        start = torch.randint(0, len(train_ids) - 256, (8,), generator=g)
+        x = torch.stack([train_ids[i:i + 256] for i in start.tolist()])  # (8, 256)
+        m_ = torch.rand(x.shape, generator=g) < 0.15
+        y = x if all_positions else torch.where(m_, x, torch.full_like(x, -100))
+        opt.zero_grad(set_to_none=True)
+        m(input_ids=torch.where(m_, torch.full_like(x, V), x), labels=y).loss.backward()
+        opt.step()
+    return m.eval()
+
+
+trained = {"labels -100 elsewhere": train_bert(False), "labels = the text": train_bert(True)}
+masked_loss, copy_loss = {}, {}
+with torch.no_grad():
+    for name, m in trained.items():
+        lg = m(input_ids=bert_in).logits[0]  # the held-out text, [MASK] at 249 positions
+        masked_loss[name] = F.cross_entropy(lg[mask], ids[mask]).item()
+        copy_loss[name] = F.cross_entropy(lg[~mask], ids[~mask]).item()
+        print(f"{name:<22} held-out loss at masked positions {masked_loss[name]:.3f}, "
+              f"at visible ones {copy_loss[name]:.3f}")
+
+# %%
+assert copy_loss["labels = the text"] < copy_loss["labels -100 elsewhere"]  # it learned to copy
+# ... so the loss the tutorial reports, over all positions, is mostly copying: far below the
+# loss on the masked positions that the masked-LM task is about
+assert copy_loss["labels = the text"] < 0.5 * masked_loss["labels = the text"]
+
+# %% [markdown]
+# The tutorial's model learns to copy the visible tokens (their loss falls far below the masked
+# ones'), and its reported loss — over every position, 85 % of them visible — says little about
+# the masked task it was meant to learn. With `-100` everywhere but the masked positions, the
+# loss is exactly the masked task's.
+
+# %% [markdown]
+# And the optimizer must exist before `optimizer.step()`: the step updates the parameters *it*
+# was given when it was created. Without one, the tutorial's cell fails:
+
+# %% tags=["raises-exception"]
+loss_b = bert(input_ids=bert_in, labels=labels[None]).loss
+loss_b.backward()
+tutorial_optimizer.step()  # noqa: F821 - never created: NameError
+
+# %%
+optimizer = torch.optim.AdamW(bert.parameters(), lr=1e-3)  # first the optimizer, on the model
+before = bert.cls.predictions.transform.dense.weight.detach().clone()
+optimizer.step()  # uses the gradients of the backward above
+moved = (bert.cls.predictions.transform.dense.weight - before).abs().max().item()
+print(f"after optimizer.step(): a weight moved by up to {moved:.2e}")
+assert moved > 0
 #
 # ## Exercises
 #
