@@ -213,12 +213,7 @@ def reliability_bins(probs: torch.Tensor, y_true, n_bins: int = 10) -> dict[str,
     if bool(probs.isnan().any()) or bool(((probs < 0) | (probs > 1)).any()):
         raise ValueError("probs must hold probabilities in [0, 1] (no NaN)")
     check_int("n_bins", n_bins, min=1)
-    y = torch.tensor(_labels("y_true", y_true), dtype=torch.long)
-    if y.numel() != probs.size(0):
-        raise ValueError(f"y_true has {y.numel()} labels for {probs.size(0)} rows of probs")
-    if int(y.max()) >= probs.size(1):
-        raise ValueError(f"y_true must hold labels in [0, {probs.size(1)}) (the columns of "
-                         f"probs), got {int(y.max())}")
+    y = _labels_for("probs", probs, y_true)
     conf, pred = probs.float().max(dim=1)
     correct = (pred == y).float()
     idx = (torch.ceil(conf * n_bins).long() - 1).clamp(0, n_bins - 1)
@@ -237,6 +232,17 @@ def expected_calibration_error(probs: torch.Tensor, y_true, n_bins: int = 10) ->
     return float((w * (b["accuracy"] - b["confidence"]).abs()).sum())
 
 
+def _labels_for(what: str, scores: torch.Tensor, y_true) -> torch.Tensor:
+    """``y_true`` as a long tensor: one label per row of ``scores`` (N, K), each in [0, K)."""
+    y = torch.tensor(_labels("y_true", y_true), dtype=torch.long)
+    if y.numel() != scores.size(0):
+        raise ValueError(f"y_true has {y.numel()} labels for {scores.size(0)} rows of {what}")
+    if int(y.max()) >= scores.size(1):
+        raise ValueError(f"y_true must hold labels in [0, {scores.size(1)}) (the columns of "
+                         f"{what}), got {int(y.max())}")
+    return y
+
+
 def _logits_and_labels(logits, y_true) -> tuple[torch.Tensor, torch.Tensor]:
     check_tensor("logits", logits, ndim=2, dtype="float", shape="(N, K)")
     if logits.size(0) == 0 or logits.size(1) < 2:
@@ -244,12 +250,7 @@ def _logits_and_labels(logits, y_true) -> tuple[torch.Tensor, torch.Tensor]:
                          f"{tuple(logits.shape)}")
     if not bool(torch.isfinite(logits).all()):
         raise ValueError("logits must be finite (no NaN or inf)")
-    y = torch.tensor(_labels("y_true", y_true), dtype=torch.long)
-    if y.numel() != logits.size(0):
-        raise ValueError(f"y_true has {y.numel()} labels for {logits.size(0)} rows of logits")
-    if int(y.max()) >= logits.size(1):
-        raise ValueError(f"y_true must hold labels in [0, {logits.size(1)}) (the columns of "
-                         f"logits), got {int(y.max())}")
+    y = _labels_for("logits", logits, y_true)
     return logits.detach().double().cpu(), y
 
 

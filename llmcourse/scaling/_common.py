@@ -75,3 +75,22 @@ def _check_choice(name: str, value, choices) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
+
+
+def _check_shape(arch, d_model, n_heads, n_kv_heads, d_ff) -> tuple[int, int, int, int, bool]:
+    """``(d_model, n_heads, n_kv_heads, d_ff, is_llama)`` checked: heads divide the width,
+    key/value heads divide the heads, ``d_ff`` required for Llama (else 4·d_model)."""
+    _check_choice("arch", arch, ARCHITECTURES)
+    d = _check_int("d_model", d_model)
+    H = _check_int("n_heads", n_heads)
+    if d % H:
+        raise ValueError(f"d_model ({d}) must be divisible by n_heads ({H})")
+    kv = H if n_kv_heads is None else _check_int("n_kv_heads", n_kv_heads)
+    if H % kv:
+        raise ValueError(f"n_heads ({H}) must be a multiple of n_kv_heads ({kv})")
+    llama = arch == "llama"
+    if d_ff is None:
+        if llama:
+            raise ValueError("d_ff is required for arch='llama' (e.g. 11008 for Llama-2-7B)")
+        d_ff = 4 * d
+    return d, H, kv, _check_int("d_ff", d_ff), llama

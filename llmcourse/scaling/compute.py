@@ -6,7 +6,6 @@ import math
 
 from llmcourse.hardware import gpu_key, peak_flops
 from llmcourse.scaling._common import (
-    ARCHITECTURES,
     CHINCHILLA_TOKENS_PER_PARAM,
     GPU_PRICES_USD,
     LLAMA2_GLOBAL_BATCH_TOKENS,
@@ -14,6 +13,7 @@ from llmcourse.scaling._common import (
     _check_choice,
     _check_int,
     _check_real,
+    _check_shape,
 )
 
 
@@ -39,22 +39,9 @@ def count_params(*, arch: str = "gpt2", vocab_size: int, n_layer: int, d_model: 
     >>> count_params(**PRESETS["GPT-2 124M"])
     124439808
     """
-    _check_choice("arch", arch, ARCHITECTURES)
     V = _check_int("vocab_size", vocab_size)
     L = _check_int("n_layer", n_layer)
-    d = _check_int("d_model", d_model)
-    H = _check_int("n_heads", n_heads)
-    if d % H:
-        raise ValueError(f"d_model ({d}) must be divisible by n_heads ({H})")
-    kv = H if n_kv_heads is None else _check_int("n_kv_heads", n_kv_heads)
-    if H % kv:
-        raise ValueError(f"n_heads ({H}) must be a multiple of n_kv_heads ({kv})")
-    llama = arch == "llama"
-    if d_ff is None:
-        if llama:
-            raise ValueError("d_ff is required for arch='llama' (e.g. 11008 for Llama-2-7B)")
-        d_ff = 4 * d
-    F = _check_int("d_ff", d_ff)
+    d, H, kv, F, llama = _check_shape(arch, d_model, n_heads, n_kv_heads, d_ff)
     P = _check_int("max_seq_len", max_seq_len)
     tied = (not llama) if tied is None else tied
     bias = (not llama) if bias is None else bias

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from llmcourse.hardware import GPU_SPECS, gpu_key
 from llmcourse.scaling._common import (
     _GB,
-    ARCHITECTURES,
     OPTIMIZERS,
     RECOMPUTE,
     TRAINING_PRECISIONS,
     _check_choice,
     _check_int,
     _check_real,
+    _check_shape,
 )
 
 
@@ -53,20 +53,7 @@ def _activation_terms(*, seq_len, micro_batch, d_model, n_heads, arch, d_ff, n_k
     """``(s·b·h, linear coefficient, score coefficient)``: bytes = sbh·lin + a·s²·b·score."""
     s = _check_int("seq_len", seq_len)
     b = _check_int("micro_batch", micro_batch)
-    h = _check_int("d_model", d_model)
-    a = _check_int("n_heads", n_heads)
-    _check_choice("arch", arch, ARCHITECTURES)
-    if h % a:
-        raise ValueError(f"d_model ({h}) must be divisible by n_heads ({a})")
-    llama = arch == "llama"
-    if d_ff is None:
-        if llama:
-            raise ValueError("d_ff is required for arch='llama' (e.g. 11008 for Llama-2-7B)")
-        d_ff = 4 * h
-    f = _check_int("d_ff", d_ff)
-    kv = a if n_kv_heads is None else _check_int("n_kv_heads", n_kv_heads)
-    if a % kv:
-        raise ValueError(f"n_heads ({a}) must be a multiple of n_kv_heads ({kv})")
+    h, a, kv, f, llama = _check_shape(arch, d_model, n_heads, n_kv_heads, d_ff)
     dropout = (not llama) if dropout is None else dropout
     if not isinstance(dropout, bool):
         raise TypeError(f"dropout must be a bool or None, got {type(dropout).__name__}")
