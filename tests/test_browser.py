@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from labserver import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    IN_CI,
+    ROOT,
+    lab_env,
+    serve,
+    write_settings,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "browser" / "attention_widgets.ipynb"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 
 # reads every plotly graph on the page: the heatmap z of its first trace, as text
 # (z from _fullData: plotly.js has decoded base64 typed arrays there)
@@ -43,70 +41,14 @@ READ_GRAPHS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).
 }))"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_server(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"JupyterLab exited with code {proc.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"JupyterLab did not answer {url.split('?')[0]} within {timeout:.0f} s")
-
-
 @pytest.fixture
 def jupyterlab(tmp_path):
-    jupyter = Path(sys.prefix) / "bin" / "jupyter"
-    if not jupyter.exists():
-        jupyter = ROOT / ".venv" / "bin" / "jupyter"
     work = tmp_path / "lab"
     work.mkdir()
     shutil.copy(FIXTURE, work / FIXTURE.name)
-    port, token = _free_port(), secrets.token_hex(24)
-    # no "get Jupyter news?" toast over the picture, and no check for newer versions (offline)
-    notification = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
-    notification.mkdir(parents=True)
-    (notification / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
-               LLMCOURSE_PROFILE="ci",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    log = open(tmp_path / "jupyterlab.log", "w")
-    proc = subprocess.Popen(
-        [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.news_url=", "--ServerApp.terminals_enabled=False", "--allow-root"],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_server(f"{base}/api/status?token={token}", proc, timeout=45,
-                         log=tmp_path / "jupyterlab.log")
+    write_settings(tmp_path)  # no "get Jupyter news?" toast over the picture, no update check
+    with serve(work, tmp_path, lab_env(tmp_path)) as (base, token):
         yield base, token, FIXTURE.name
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
-
-
-# In CI (.ci/run installs chromium) a missing browser is a failure, not a skip: the test must run.
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true")
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists() and not IN_CI,

@@ -15,28 +15,26 @@ chromium is absent, except under CI (``CI=true``), where that is a failure.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from labserver import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    IN_CI,
+    ROOT,
+    jupyter,
+    lab_env,
+    serve,
+    write_settings,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ["03_attention.ipynb", "04_transformer_and_gpt.ipynb"]
 TRUSTED = "04_trusted.ipynb"  # a copy of chapter 04 that `jupyter trust` signed
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true")
 
 # JupyterLab's image outputs (PNG and SVG renderers; plotly figures hold images of their own):
 # each one's size on the page, its decoded size, what it draws, and the share of its pixels that
@@ -74,32 +72,8 @@ def _diagram_outputs(notebook: Path) -> list[str]:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_server(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"JupyterLab exited with code {proc.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"JupyterLab did not answer {url.split('?')[0]} within {timeout:.0f} s")
-
-
 @pytest.fixture
 def jupyterlab(tmp_path):
-    jupyter = Path(sys.prefix) / "bin" / "jupyter"
-    if not jupyter.exists():
-        jupyter = ROOT / ".venv" / "bin" / "jupyter"
     work = tmp_path / "lab"
     work.mkdir()
     for name in CHAPTERS:
@@ -109,40 +83,13 @@ def jupyterlab(tmp_path):
     nb = json.loads((ROOT / "chapters" / CHAPTERS[1]).read_text(encoding="utf-8"))
     nb["metadata"]["llmcourse_test"] = "the trusted copy"
     (work / TRUSTED).write_text(json.dumps(nb), encoding="utf-8")
-    settings = tmp_path / "settings" / "@jupyterlab"
-    (settings / "apputils-extension").mkdir(parents=True)
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    (settings / "notebook-extension").mkdir(parents=True)  # every cell in the page, not windowed
-    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
-        json.dumps({"windowingMode": "none"}))
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               JUPYTER_DATA_DIR=str(tmp_path / "data"),  # a fresh trust database: nothing trusted
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"), LLMCOURSE_PROFILE="ci")
-    subprocess.run([str(jupyter), "trust", str(work / TRUSTED)], env=env, check=True,
+    # every cell in the page, not windowed
+    write_settings(tmp_path, {"@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"}})
+    env = lab_env(tmp_path, JUPYTER_DATA_DIR=str(tmp_path / "data"))  # a fresh trust database
+    subprocess.run([str(jupyter()), "trust", str(work / TRUSTED)], env=env, check=True,
                    capture_output=True)
-    port, token = _free_port(), secrets.token_hex(24)
-    log = open(tmp_path / "jupyterlab.log", "w")
-    proc = subprocess.Popen(
-        [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.news_url=", "--ServerApp.terminals_enabled=False", "--allow-root"],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_server(f"{base}/api/status?token={token}", proc, timeout=45,
-                         log=tmp_path / "jupyterlab.log")
+    with serve(work, tmp_path, env) as (base, token):
         yield base, token, work
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
 
 
 def _images_once_drawn(page, expected: int) -> list[dict]:
