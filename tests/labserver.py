@@ -108,3 +108,19 @@ def serve(work: Path, tmp_path: Path, env: dict[str, str], timeout: float = 45):
             proc.kill()
             proc.wait(timeout=5)
         log.close()
+
+
+def open_and_run_all(page, base: str, token: str, name: str) -> None:
+    """Open notebook ``name`` in JupyterLab in the Playwright ``page``, wait until its kernel is
+    idle, then run every cell (the learner's "Run All")."""
+    page.set_default_timeout(30_000)
+    page.goto(f"{base}/lab/tree/{name}?token={token}", wait_until="domcontentloaded")
+    page.wait_for_function("() => window.jupyterapp && document.querySelector("
+                           "'.jp-Notebook .jp-Cell')", timeout=45_000)
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w && w.sessionContext && w.sessionContext.session &&"
+        " w.sessionContext.session.kernel &&"
+        " w.sessionContext.session.kernel.connectionStatus === 'connected' &&"
+        " w.sessionContext.session.kernel.status === 'idle'; }", timeout=45_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")

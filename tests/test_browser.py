@@ -21,6 +21,7 @@ from labserver import (
     IN_CI,
     ROOT,
     lab_env,
+    open_and_run_all,
     serve,
     write_settings,
 )
@@ -66,18 +67,7 @@ def test_attention_widgets_in_jupyterlab(jupyterlab, tmp_path):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
         try:
             page = browser.new_page(viewport={"width": 1300, "height": 1500})
-            page.set_default_timeout(30_000)
-            page.goto(f"{base}/lab/tree/{name}?token={token}", wait_until="domcontentloaded")
-            page.wait_for_function("() => window.jupyterapp && document.querySelector("
-                                   "'.jp-Notebook .jp-Cell')", timeout=45_000)
-            # wait for the kernel, then run every cell
-            page.wait_for_function(
-                "() => { const w = window.jupyterapp.shell.currentWidget;"
-                " return w && w.sessionContext && w.sessionContext.session &&"
-                " w.sessionContext.session.kernel &&"
-                " w.sessionContext.session.kernel.connectionStatus === 'connected' &&"
-                " w.sessionContext.session.kernel.status === 'idle'; }", timeout=45_000)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            open_and_run_all(page, base, token, name)  # wait for the kernel, run every cell
             # two plotly graphs: the explorer's and the static heatmap
             page.wait_for_function(
                 "() => document.querySelectorAll('.js-plotly-plot').length >= 2 &&"

@@ -58,17 +58,7 @@ def test_chat_widget_streams_tokens_in_jupyterlab(chat_lab, tmp_path):
         page = None
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.set_default_timeout(30_000)
-            page.goto(f"{base}/lab/tree/{name}?token={token}", wait_until="domcontentloaded")
-            page.wait_for_function("() => window.jupyterapp && document.querySelector("
-                                   "'.jp-Notebook .jp-Cell')", timeout=45_000)
-            page.wait_for_function(
-                "() => { const w = window.jupyterapp.shell.currentWidget;"
-                " return w && w.sessionContext && w.sessionContext.session &&"
-                " w.sessionContext.session.kernel &&"
-                " w.sessionContext.session.kernel.connectionStatus === 'connected' &&"
-                " w.sessionContext.session.kernel.status === 'idle'; }", timeout=45_000)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            lab.open_and_run_all(page, base, token, name)
             page.wait_for_selector(".llmcourse-chat-reply", state="attached", timeout=90_000)
             errors = page.locator(".jp-OutputArea-output[data-mime-type="
                                   "'application/vnd.jupyter.error']")
