@@ -321,7 +321,7 @@ for draw in range(3):
     p = LogisticRegression(C=1, max_iter=3000).fit(emb["train"][idx].numpy(), labels)
     few_probe = ev.accuracy(yte, p.predict(emb["test"].numpy()).tolist())
     few_ft = None
-    if draw < prof.pick(ci=1, cpu=2, gpu=3):  # fine-tuning is the slow part: one draw under ci
+    if draw < prof.pick(ci=1, cpu=1, gpu=3):  # fine-tuning is the slow part: one draw on a CPU
         head = nn.Linear(encoder.config.hidden_size, len(ds.labels))
         with torch.no_grad():
             head.weight.copy_(torch.tensor(p.coef_))
@@ -437,7 +437,7 @@ print("merge: equal to the adapted model and to peft's merge_and_unload")
 llmcourse.seed_everything(0)
 lora_model = EncoderClassifier(copy.deepcopy(encoder), probe_head())
 apply_lora(lora_model, ["query", "value"], r=8, alpha=16, keep_trainable=["head"])
-lora_steps = prof.pick(ci=60, cpu=75, gpu=300)
+lora_steps = prof.pick(ci=60, cpu=60, gpu=300)
 lcfg = TrainConfig(max_steps=lora_steps, lr=1e-3, warmup_steps=lora_steps // 10, weight_decay=0.0,
                    progress=False, log_every=lora_steps, device=device.type,
                    precision="fp32" if device.type == "cpu" else "auto")
@@ -528,7 +528,7 @@ def lm_batch(generator: torch.Generator, batch_size: int = 16):
     return x[:, :-1], x[:, 1:]
 
 
-pre_steps = prof.pick(ci=800, cpu=1000, gpu=8000)
+pre_steps = prof.pick(ci=800, cpu=800, gpu=8000)
 pcfg = TrainConfig(max_steps=pre_steps, lr=3e-3, warmup_steps=20, progress=False,
                    log_every=pre_steps, device="cpu", precision="fp32")
 records = Trainer(gpt, pcfg, train_data=lm_batch).fit()
@@ -554,7 +554,7 @@ def gpt_clf_batch(generator: torch.Generator) -> tuple:
 
 llmcourse.seed_everything(0)
 gpt_clf = GPTClassifier(copy.deepcopy(gpt), num_labels=len(ds.labels))
-ccfg = TrainConfig(max_steps=prof.pick(ci=300, cpu=350, gpu=2000), lr=1e-3, warmup_steps=10,
+ccfg = TrainConfig(max_steps=prof.pick(ci=300, cpu=300, gpu=2000), lr=1e-3, warmup_steps=10,
                    progress=False, log_every=1000, device="cpu", precision="fp32")
 Trainer(gpt_clf, ccfg, train_data=gpt_clf_batch).fit()
 gpt_clf.eval()
@@ -646,7 +646,7 @@ sft = copy.deepcopy(gpt)
 questions = [val_pairs[0][0], "What does `posixpath.join` do?"]
 before_answers = [answer(sft, q) for q in questions]
 loss_before = response_loss(sft)
-scfg = TrainConfig(max_steps=prof.pick(ci=300, cpu=450, gpu=4000), lr=1e-3, warmup_steps=10,
+scfg = TrainConfig(max_steps=prof.pick(ci=300, cpu=350, gpu=4000), lr=1e-3, warmup_steps=10,
                    progress=False, log_every=1000, device="cpu", precision="fp32")
 Trainer(sft, scfg, train_data=sft_batch).fit()
 loss_after = response_loss(sft)
