@@ -124,3 +124,21 @@ def open_and_run_all(page, base: str, token: str, name: str) -> None:
         " w.sessionContext.session.kernel.connectionStatus === 'connected' &&"
         " w.sessionContext.session.kernel.status === 'idle'; }", timeout=45_000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def playwright_api():
+    """``playwright.sync_api``: in CI a missing Chromium or Playwright fails, elsewhere it skips."""
+    assert Path(CHROMIUM).exists(), f"CI must provide {CHROMIUM} (see .ci/run)"
+    if IN_CI:
+        from playwright import sync_api
+    else:
+        sync_api = pytest.importorskip("playwright.sync_api")
+    return sync_api
+
+
+def screenshot_failure(page, tmp_path: Path, full_page: bool = True) -> None:
+    """Keep a picture of the page a test failed on (``tmp_path/failure.png``) and say where."""
+    if page is not None:
+        failure = tmp_path / "failure.png"
+        page.screenshot(path=str(failure), full_page=full_page)
+        print(f"\nscreenshot of the failure: {failure}")

@@ -12,16 +12,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 from labserver import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    IN_CI,
     ROOT,
     lab_env,
+    needs_chromium,
     open_and_run_all,
+    playwright_api,
+    screenshot_failure,
     serve,
     write_settings,
 )
@@ -52,15 +53,9 @@ def jupyterlab(tmp_path):
         yield base, token, FIXTURE.name
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and not IN_CI,
-                    reason=f"{CHROMIUM} is absent: install Debian's chromium "
-                           "(apt-get install chromium) to run the real-browser test")
+@needs_chromium
 def test_attention_widgets_in_jupyterlab(jupyterlab, tmp_path):
-    assert Path(CHROMIUM).exists(), f"CI must provide {CHROMIUM} (see .ci/run)"
-    if IN_CI:
-        from playwright import sync_api
-    else:
-        sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = playwright_api()
     base, token, name = jupyterlab
     shot = tmp_path / "attention_widgets.png"
     with sync_api.sync_playwright() as pw:
@@ -112,9 +107,7 @@ def test_attention_widgets_in_jupyterlab(jupyterlab, tmp_path):
             page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
             page.screenshot(path=str(shot), full_page=True)
         except Exception:
-            failure = tmp_path / "failure.png"
-            page.screenshot(path=str(failure), full_page=True)
-            print(f"\nscreenshot of the failure: {failure}")
+            screenshot_failure(page, tmp_path)
             raise
         finally:
             browser.close()

@@ -12,7 +12,6 @@ outside CI (CI installs it: see ``.ci/run``).
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import labserver as lab
 import pytest
@@ -42,15 +41,9 @@ def chat_lab(tmp_path):
         yield base, token, FIXTURE.name
 
 
-@pytest.mark.skipif(not Path(lab.CHROMIUM).exists() and not lab.IN_CI,
-                    reason=f"{lab.CHROMIUM} is absent: install Debian's chromium "
-                           "(apt-get install chromium) to run the real-browser test")
+@lab.needs_chromium
 def test_chat_widget_streams_tokens_in_jupyterlab(chat_lab, tmp_path):
-    assert Path(lab.CHROMIUM).exists(), f"CI must provide {lab.CHROMIUM} (see .ci/run)"
-    if lab.IN_CI:
-        from playwright import sync_api
-    else:
-        sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = lab.playwright_api()
     base, token, name = chat_lab
     assert name == FIXTURE.name
     with sync_api.sync_playwright() as pw:
@@ -82,10 +75,7 @@ def test_chat_widget_streams_tokens_in_jupyterlab(chat_lab, tmp_path):
             page.wait_for_timeout(500)  # stopped: nothing arrives after the end token
             assert page.locator(".llmcourse-chat-reply").inner_text() == reply
         except Exception:
-            if page is not None:
-                failure = tmp_path / "failure.png"
-                page.screenshot(path=str(failure), full_page=True)
-                print(f"\nscreenshot of the failure: {failure}")
+            lab.screenshot_failure(page, tmp_path)
             raise
         finally:
             browser.close()

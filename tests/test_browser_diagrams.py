@@ -23,10 +23,12 @@ import pytest
 from labserver import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    IN_CI,
     ROOT,
     jupyter,
     lab_env,
+    needs_chromium,
+    playwright_api,
+    screenshot_failure,
     serve,
     write_settings,
 )
@@ -100,15 +102,9 @@ def _images_once_drawn(page, expected: int) -> list[dict]:
     return page.evaluate(READ_IMAGES)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and not IN_CI,
-                    reason=f"{CHROMIUM} is absent: install Debian's chromium "
-                           "(apt-get install chromium) to run the real-browser test")
+@needs_chromium
 def test_chapter_diagrams_show_in_jupyterlab_without_running(jupyterlab, tmp_path):
-    assert Path(CHROMIUM).exists(), f"CI must provide {CHROMIUM} (see .ci/run)"
-    if IN_CI:
-        from playwright import sync_api
-    else:
-        sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = playwright_api()
     base, token, work = jupyterlab
     expected = {name: _diagram_outputs(work / name) for name in [*CHAPTERS, TRUSTED]}
     assert len(expected["03_attention.ipynb"]) >= 1  # the attention shape flow
@@ -142,10 +138,7 @@ def test_chapter_diagrams_show_in_jupyterlab_without_running(jupyterlab, tmp_pat
                 page.close()
                 page = None
         except Exception:
-            if page is not None:
-                failure = tmp_path / "failure.png"
-                page.screenshot(path=str(failure), full_page=False)
-                print(f"\nscreenshot of the failure: {failure}")
+            screenshot_failure(page, tmp_path, full_page=False)
             raise
         finally:
             browser.close()
