@@ -23,6 +23,9 @@ HUB_REVISIONS: dict[str, str] = {
     "nyu-mll/glue": "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c",
     "stanfordnlp/imdb": "e6281661ce1c48d982bc483cf8a173c1bbeb5d31",
     "HuggingFaceTB/SmolLM2-135M-Instruct": "12fd25f77366fa6b3b4b768ec3050bf629380bac",
+    # datasets streamed by llmcourse.data.load_corpus ("tinystories", "fineweb-edu")
+    "roneneldan/TinyStories": "f54c09fd23315a6f9c86f9dc80f725de7d8f9c64",
+    "HuggingFaceFW/fineweb-edu": "87f09149ef4734204d70ed1d046ddc9ca3f2b8f9",
 }
 #: Short (legacy) hub names and the repositories they redirect to.
 HUB_ALIASES: dict[str, str] = {

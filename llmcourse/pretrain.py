@@ -16,6 +16,16 @@ records what made it, and it is reused only by a run that would make the same: s
 ``GPT2LMHeadModel``, or with ``--arch llama`` a ``LlamaForCausalLM``, + tokenizer:
 ``AutoModelForCausalLM.from_pretrained("OUT/hf")``).
 
+The corpus: ``ci`` trains on 200,000 characters of the language reference; ``cpu``, ``gpu`` and
+``gpt2-124m`` on the standard library's source code (``"python-stdlib-code"``, ~12 MB) offline,
+and with ``LLMCOURSE_ONLINE=1`` on a streamed, cached budget of a hub corpus instead
+(``cpu``: 5 M tokens of TinyStories; ``gpu``: 100 M and ``gpt2-124m``: 350 M tokens of
+FineWeb-Edu; tokens counted as UTF-8 bytes / 4, see :func:`llmcourse.data.load_corpus`):
+:func:`corpus_plan`. Before training, every run prints one line (:func:`run_plan`): the corpus
+and its copy, its tokens (by the run's own tokenizer), the tokens the run will see and so the
+epochs, the parameters and the tokens per parameter; ``--quiet`` prints nothing, and the summary
+``main`` returns holds the same figures (``"plan"``, ``"plan_line"``).
+
 The tokenizer is a byte-level BPE trained on the corpus with Hugging Face ``tokenizers``
 (deterministic, well under a second); the model is :class:`llmcourse.model.GPT` or, with
 ``--arch llama``, :class:`llmcourse.llama.Llama` of the same depth and width (half as many
@@ -41,6 +51,8 @@ from llmcourse._checks import check_path
 from llmcourse._io import atomic_write_text, fsync_path, remove_stale_temps
 from llmcourse.data import (
     CORPORA,
+    HUB_CORPORA,
+    ONLINE_CORPORA,
     open_token_file,
     token_stream,
     tokenize_dataset,
@@ -75,6 +87,10 @@ class Preset:
     dropout: float = 0.0
     precision: str = "auto"
     compile: bool = False
+    #: with LLMCOURSE_ONLINE=1, train on this online corpus instead of ``corpus`` ...
+    online_corpus: str | None = None
+    #: ... cut to this budget (``load_corpus(online_corpus, max_tokens=...)``; hub corpora need one)
+    online_tokens: int | None = None
 
     def __post_init__(self) -> None:
         from llmcourse._checks import check_bool, check_choice, check_int, check_number
@@ -98,6 +114,17 @@ class Preset:
         check_number("Preset.dropout", self.dropout, min=0, max=1, max_open=True)
         check_choice("Preset.precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
         check_bool("Preset.compile", self.compile)
+        if self.online_corpus is not None:
+            check_choice("Preset.online_corpus", self.online_corpus,
+                         (*ONLINE_CORPORA, *HUB_CORPORA))
+        if self.online_tokens is not None:
+            check_int("Preset.online_tokens", self.online_tokens, min=1)
+            if self.online_corpus is None:
+                raise ValueError("Preset.online_tokens is the budget of Preset.online_corpus, "
+                                 "which is None")
+        if self.online_corpus in HUB_CORPORA and self.online_tokens is None:
+            raise ValueError(f"Preset.online_tokens is required with the hub corpus "
+                             f"{self.online_corpus!r} (it is streamed up to that budget)")
 
 
 PRESETS: dict[str, Preset] = {
@@ -105,20 +132,26 @@ PRESETS: dict[str, Preset] = {
                  n_layer=2, n_head=2, n_embd=64, block_size=64, batch_size=16, grad_accum=1,
                  max_steps=60, lr=3e-3, warmup_steps=10, eval_every=30, eval_iters=4,
                  ckpt_every=30, log_every=10),
-    "cpu": Preset(corpus=("python-reference",), corpus_chars=None, vocab_size=2048, model_vocab=None,
-                  n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=32, grad_accum=1,
-                  max_steps=1_000, lr=2e-3, warmup_steps=50, eval_every=100, eval_iters=20,
-                  ckpt_every=200, log_every=20),
-    "gpu": Preset(corpus=("python-reference", "python-docstrings"), corpus_chars=None,
+    # sees 1,000 x 32 x 128 = 4.1 M tokens: about one epoch of either corpus
+    "cpu": Preset(corpus=("python-stdlib-code",), corpus_chars=None, vocab_size=2048,
+                  model_vocab=None, n_layer=4, n_head=4, n_embd=128, block_size=128,
+                  batch_size=32, grad_accum=1, max_steps=1_000, lr=2e-3, warmup_steps=50,
+                  eval_every=100, eval_iters=20, ckpt_every=200, log_every=20,
+                  online_corpus="tinystories", online_tokens=5_000_000),
+    # sees 5,000 x 64 x 256 = 82 M tokens: one epoch online, many of the 12 MB offline corpus
+    "gpu": Preset(corpus=("python-stdlib-code",), corpus_chars=None,
                   vocab_size=8192, model_vocab=None, n_layer=6, n_head=6, n_embd=384,
                   block_size=256, batch_size=64, grad_accum=1, max_steps=5_000, lr=1e-3,
                   warmup_steps=200, eval_every=250, eval_iters=50, ckpt_every=1_000,
-                  log_every=50, dropout=0.1, compile=True),
-    "gpt2-124m": Preset(corpus=("python-reference", "python-docstrings"), corpus_chars=None,
+                  log_every=50, dropout=0.1, compile=True,
+                  online_corpus="fineweb-edu", online_tokens=100_000_000),
+    # sees 5,000 x 16 x 1,024 x 4 = 328 M tokens: about one epoch online
+    "gpt2-124m": Preset(corpus=("python-stdlib-code",), corpus_chars=None,
                         vocab_size=50257, model_vocab=50304, n_layer=12, n_head=12, n_embd=768,
                         block_size=1024, batch_size=16, grad_accum=4, max_steps=5_000, lr=6e-4,
                         warmup_steps=200, eval_every=500, eval_iters=20, ckpt_every=1_000,
-                        log_every=10, compile=True),
+                        log_every=10, compile=True,
+                        online_corpus="fineweb-edu", online_tokens=350_000_000),
 }
 
 
@@ -132,15 +165,93 @@ _DATA_FILES = ("train.bin", "train.bin.json", "val.bin", "val.bin.json", "source
 _OUT_FILES = ("tokenizer.json", "config.json", "model.safetensors")
 
 
-def data_key(preset: Preset) -> dict:
-    """What makes a run's tokenised data: the corpus and its cut, the tokenizer and the
-    vocabulary, the split, the block size. Two presets with the same key make the same data."""
+def corpus_plan(preset: Preset, online: bool | None = None) -> dict:
+    """Which corpus a run of ``preset`` trains on, and which copy: ``"online"`` (the preset's
+    ``online_corpus`` at its budget, when ``online`` or, with ``online=None``,
+    :func:`llmcourse.env.online`) or ``"offline"`` (its ``corpus``). ``source`` says where the
+    text comes from: the hub repository at its pinned commit, the download URL, or the Python
+    version whose standard library the offline corpora are made of (their text depends on it)."""
+    import platform
+
+    from llmcourse._checks import check_bool
+    from llmcourse.data import hub_revision
+    from llmcourse.env import online as env_online
+
     if not isinstance(preset, Preset):
         raise TypeError(f"preset must be a Preset, got {type(preset).__name__}")
-    return {"format": 1, "corpus": list(preset.corpus), "corpus_chars": preset.corpus_chars,
-            "tokenizer": "byte-level BPE (tokenizers), <|endoftext|> = 0",
+    use_online = env_online() if online is None else check_bool("online", online)
+    if use_online and preset.online_corpus is not None:
+        name = preset.online_corpus
+        if name in HUB_CORPORA:
+            spec = HUB_CORPORA[name]
+            source = f"{spec.repo}{'/' + spec.config if spec.config else ''}@{hub_revision(name)}"
+        else:
+            source = ONLINE_CORPORA[name][0]
+        return {"copy": "online", "corpus": [name], "max_tokens": preset.online_tokens,
+                "corpus_chars": preset.corpus_chars, "source": [source]}
+    return {"copy": "offline", "corpus": list(preset.corpus), "max_tokens": None,
+            "corpus_chars": preset.corpus_chars,
+            "source": [ONLINE_CORPORA[n][0] if n in ONLINE_CORPORA
+                       else f"CPython {platform.python_version()}" for n in preset.corpus]}
+
+
+def data_key(preset: Preset, online: bool | None = None) -> dict:
+    """What makes a run's tokenised data: the corpus (:func:`corpus_plan`: names, copy, source,
+    budget) and its cut, the tokenizer and the vocabulary, the split, the block size. Two
+    presets with the same key make the same data."""
+    plan = corpus_plan(preset, online)
+    return {"format": 2, "corpus": plan["corpus"], "copy": plan["copy"], "source": plan["source"],
+            "max_tokens": plan["max_tokens"], "corpus_chars": preset.corpus_chars,
+            "tokenizer": "byte-level BPE (tokenizers) trained on the documents, <|endoftext|> = 0",
             "vocab_size": preset.vocab_size, "block_size": preset.block_size,
             "documents": "paragraphs", "val_fraction": VAL_FRACTION}
+
+
+def run_plan(n_train_tokens: int, tokens_per_step: int, max_steps: int, n_params: int) -> dict:
+    """The arithmetic of a run: ``run_tokens = tokens_per_step * max_steps``, ``epochs =
+    run_tokens / n_train_tokens`` (passes over the training split) and ``tokens_per_param =
+    run_tokens / n_params`` (Chinchilla's compute-optimal is about 20).
+
+    ``tokens_per_step`` is the global batch: ``batch_size * block_size * grad_accum`` (the
+    course's batch size is global: under torchrun each process takes its slice of it, so the
+    number of processes does not multiply it).
+
+    >>> run_plan(1_000, 100, 30, 150)["epochs"]
+    3.0
+    """
+    from llmcourse._checks import check_int
+
+    n_train_tokens = check_int("n_train_tokens", n_train_tokens, min=1)
+    tokens_per_step = check_int("tokens_per_step", tokens_per_step, min=1)
+    max_steps = check_int("max_steps", max_steps, min=1)
+    n_params = check_int("n_params", n_params, min=1)
+    run_tokens = tokens_per_step * max_steps
+    return {"train_tokens": n_train_tokens, "tokens_per_step": tokens_per_step,
+            "max_steps": max_steps, "run_tokens": run_tokens,
+            "epochs": run_tokens / n_train_tokens, "params": n_params,
+            "tokens_per_param": run_tokens / n_params}
+
+
+def _human(n: float) -> str:
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.3g} {unit}"
+    return f"{n:.3g}"
+
+
+def plan_line(corpus: dict, plan: dict, *, val_tokens: int, preset: Preset, processes: int = 1) -> str:
+    """The line a run prints before training: corpus, copy, tokens, epochs, parameters."""
+    names = " + ".join(corpus["corpus"])
+    budget = f", budget {corpus['max_tokens']:,} tokens (UTF-8 bytes/4)" if corpus["max_tokens"] else ""
+    cut = f", first {corpus['corpus_chars']:,} chars" if corpus["corpus_chars"] else ""
+    procs = f", split over {processes} processes" if processes > 1 else ""
+    return (f"pretrain: corpus {names} ({corpus['copy']} copy: {', '.join(corpus['source'])}"
+            f"{budget}{cut}): {plan['train_tokens'] + val_tokens:,} tokens ({plan['train_tokens']:,} "
+            f"train, {val_tokens:,} val); the run sees {plan['max_steps']:,} steps x "
+            f"{preset.batch_size} batch x {preset.block_size} block x {preset.grad_accum} accum"
+            f"{procs} = {plan['run_tokens']:,} tokens = {plan['epochs']:.3g} epochs; model "
+            f"{_human(plan['params'])} parameters, {plan['tokens_per_param']:.3g} tokens per "
+            "parameter")
 
 
 def _sha256(path: Path) -> str:
@@ -176,7 +287,10 @@ def _cache_problem(preset: Preset, out: Path) -> str | None:
 def prepare_data(preset: Preset, out: str | Path):
     """Train (or reload) the tokenizer and tokenise the corpus into ``out/data/{train,val}.bin``.
 
-    Documents are the corpus's paragraphs; the last 10% of the text is the validation split.
+    The corpus is :func:`corpus_plan`'s (an online budget is streamed once and cached, see
+    :func:`llmcourse.data.load_corpus`). Documents are the corpus's paragraphs (``"\\n\\n"``
+    apart); the tokenizer is trained on the training split's; the last 10% of the text is
+    the validation split.
     What made the data (:func:`data_key`, the tokenizer's sha256) is stored in
     ``out/data/source.json``, written last; data is reused only when it matches this preset,
     so a ``--preset cpu`` run never trains on the ``ci`` data left in its folder. Otherwise it
@@ -201,14 +315,19 @@ def prepare_data(preset: Preset, out: str | Path):
     remove_stale_temps(data, _DATA_FILES)
     remove_stale_temps(out, _OUT_FILES)
     fsync_path(data)
-    text = "\n\n".join(load_corpus(name) for name in preset.corpus)
+    corpus = corpus_plan(preset)
+    text = "\n\n".join(load_corpus(name, max_tokens=corpus["max_tokens"])
+                       for name in corpus["corpus"])
     if preset.corpus_chars is not None:
         text = text[:preset.corpus_chars]
     train_text, val_text = train_val_split(text, val_fraction=VAL_FRACTION)
-    tok = train_bpe(train_text, vocab_size=preset.vocab_size)
+    del text
+    parts = {name: [d for d in part.split("\n\n") if d.strip()]
+             for name, part in (("train", train_text), ("val", val_text))}
+    del train_text, val_text
+    tok = train_bpe(parts["train"], vocab_size=preset.vocab_size)  # documents: in parallel
     vocab = tok.get_vocab_size()
-    for name, part in (("train", train_text), ("val", val_text)):
-        docs = [d for d in part.split("\n\n") if d.strip()]
+    for name, docs in parts.items():
         ids = tokenize_dataset(docs, tok)
         write_token_file(token_stream(ids), data / f"{name}.bin", vocab_size=max(vocab, 2))
     _atomic_text(tok_path, tok.to_str())
@@ -352,6 +471,13 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(preset, vocab, args.arch)
     if args.resume:
         _check_checkpoint_arch(model, out, args.arch)
+    corpus = corpus_plan(preset)
+    plan = run_plan(len(train_tokens), preset.batch_size * preset.block_size * preset.grad_accum,
+                    preset.max_steps, sum(p.numel() for p in model.parameters()))
+    line = plan_line(corpus, plan, val_tokens=len(val_tokens), preset=preset,
+                     processes=dist_info.world_size)
+    if not args.quiet and dist_info.is_main:
+        print(line, flush=True)
     cfg = TrainConfig(
         max_steps=preset.max_steps, lr=preset.lr, warmup_steps=preset.warmup_steps,
         grad_accum=preset.grad_accum, precision=args.precision or preset.precision,
@@ -379,7 +505,12 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"preset": args.preset, "arch": args.arch, "start_step": start, "step": trainer.state.step,
                "tokens": trainer.state.tokens, "out": str(out),
                "train_loss": next((r["loss"] for r in reversed(records) if r["kind"] == "train"), None),
-               "val_loss": next((r["val_loss"] for r in reversed(records) if r["kind"] == "eval"), None)}
+               "val_loss": next((r["val_loss"] for r in reversed(records) if r["kind"] == "eval"), None),
+               "plan": {"corpus": corpus["corpus"], "copy": corpus["copy"],
+                        "source": corpus["source"], "max_tokens": corpus["max_tokens"],
+                        "corpus_tokens": plan["train_tokens"] + len(val_tokens),
+                        "val_tokens": len(val_tokens), **plan},
+               "plan_line": line}
     if trainer.state.step == preset.max_steps:
         full = trainer.full_model()  # under FSDP a collective; the model on rank 0
         if trainer.dist.is_main:

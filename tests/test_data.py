@@ -26,7 +26,7 @@ def test_python_docstrings_deterministic_order():
 
 
 def test_unknown_name_lists_valid():
-    with pytest.raises(ValueError, match="python-reference, python-docstrings, tiny-shakespeare"):
+    with pytest.raises(ValueError, match="python-reference, python-docstrings, python-stdlib-code, tiny-shakespeare"):
         load_corpus("wikipedia")
     with pytest.raises(TypeError):
         load_corpus(None)

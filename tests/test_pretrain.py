@@ -185,3 +185,75 @@ def test_a_killed_exports_temp_files_are_removed(straight):
     s = main(["--preset", "ci", "--out", str(out), "--max-steps", "40", "--resume", "--quiet"])
     assert s["start_step"] == 40 and not any(p.exists() for p in stale) and mine.exists()
     mine.unlink()
+
+
+# ----------------------------------------------------------------------------- corpus and plan
+def test_run_plan_arithmetic_and_bad_inputs():
+    from llmcourse.pretrain import run_plan
+
+    p = run_plan(n_train_tokens=1_000_000, tokens_per_step=16 * 64, max_steps=500, n_params=50_000)
+    assert p["run_tokens"] == 512_000 and p["epochs"] == pytest.approx(0.512)
+    assert p["tokens_per_param"] == pytest.approx(10.24) and p["params"] == 50_000
+    for name, bad in (("n_train_tokens", 0), ("tokens_per_step", -1), ("max_steps", 0),
+                      ("n_params", 0)):
+        kw = {"n_train_tokens": 10, "tokens_per_step": 10, "max_steps": 10, "n_params": 10}
+        with pytest.raises(ValueError, match=name):
+            run_plan(**{**kw, name: bad})
+    with pytest.raises(TypeError, match="max_steps"):
+        run_plan(10, 10, 2.5, 10)
+
+
+def test_presets_pick_an_online_corpus_only_when_online(monkeypatch):
+    from dataclasses import replace
+
+    from llmcourse.data import hub_revision
+    from llmcourse.pretrain import corpus_plan, data_key
+
+    want = {"cpu": "tinystories", "gpu": "fineweb-edu", "gpt2-124m": "fineweb-edu"}
+    for name, hub in want.items():
+        off, on = corpus_plan(PRESETS[name], online=False), corpus_plan(PRESETS[name], online=True)
+        assert off["corpus"] == ["python-stdlib-code"] and off["copy"] == "offline"
+        assert on["corpus"] == [hub] and on["copy"] == "online"
+        assert on["max_tokens"] == PRESETS[name].online_tokens and hub_revision(hub) in on["source"][0]
+        assert data_key(PRESETS[name], online=True) != data_key(PRESETS[name], online=False)
+    ci = PRESETS["ci"]
+    assert corpus_plan(ci, online=True) == corpus_plan(ci, online=False)  # ci never streams
+    assert corpus_plan(ci, online=False)["source"][0].startswith("CPython ")
+    monkeypatch.setenv("LLMCOURSE_ONLINE", "1")
+    assert data_key(PRESETS["cpu"])["corpus"] == ["tinystories"]
+    monkeypatch.delenv("LLMCOURSE_ONLINE")
+    assert data_key(PRESETS["cpu"])["corpus"] == ["python-stdlib-code"]
+    with pytest.raises(ValueError, match="online_tokens is required"):
+        replace(ci, online_corpus="fineweb-edu")
+    with pytest.raises(ValueError, match="online_tokens"):
+        replace(ci, online_tokens=10)
+    with pytest.raises(ValueError, match="online_corpus"):
+        replace(ci, online_corpus="python-reference", online_tokens=10)
+    with pytest.raises(TypeError, match="online"):
+        corpus_plan(ci, online="yes")
+
+
+def test_a_run_reports_its_plan(straight):
+    from llmcourse.pretrain import build_model, run_plan
+
+    out, summary = straight
+    plan, line = summary["plan"], summary["plan_line"]
+    assert plan["corpus"] == ["python-reference"] and plan["copy"] == "offline"
+    from llmcourse.data import open_token_file
+
+    n_params = sum(p.numel() for p in build_model(PRESETS["ci"], 512).parameters())  # vocab 512
+    assert plan["params"] == n_params
+    assert plan["run_tokens"] == 40 * 16 * 64 == summary["tokens"]
+    assert plan["train_tokens"] == len(open_token_file(out / "data" / "train.bin"))
+    assert plan["val_tokens"] == len(open_token_file(out / "data" / "val.bin"))
+    assert plan == {**plan, **run_plan(plan["train_tokens"], 16 * 64, 40, n_params)}
+    assert plan["corpus_tokens"] == plan["train_tokens"] + plan["val_tokens"]
+    assert plan["epochs"] == pytest.approx(40 * 16 * 64 / plan["train_tokens"])
+    assert line.startswith("pretrain: corpus python-reference (offline copy: CPython ")
+    assert f"{plan['run_tokens']:,} tokens" in line and "epochs" in line and "per parameter" in line
+
+
+def test_the_plan_line_is_printed_before_training(tmp_path, capsys):
+    s = main(["--preset", "ci", "--out", str(tmp_path), "--max-steps", "2", "--device", "cpu"])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == s["plan_line"] and "2 steps x 16 batch x 64 block x 1 accum" in printed[0]
