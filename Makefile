@@ -14,6 +14,9 @@ NOTEBOOKS := $(sort $(wildcard chapters/[0-9][0-9]_*.ipynb))
 # No .pyc for the whole install (about 0.45 GB): Python writes them for what is imported.
 PIP_INSTALL := $(PY) -m pip install -q --no-compile
 export PYTHONHASHSEED := 0
+# Bytecode is written for what the suite imports (an environment with PYTHONDONTWRITEBYTECODE=1
+# otherwise recompiles torch._dynamo & co. in every notebook kernel: about 6 s each, measured).
+test notebooks book: export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: lab test notebooks book lint assets install install-lab clean
 
