@@ -19,9 +19,10 @@ Map: chapter → the modules it imports → their tests. A module ``m`` is teste
     05 modern decoders        llama [test_llama, test_pretrain_llama], llama_hf [test_llama],
                               model, train, env, data.corpora [test_data]
     06 cross-entropy, optim.  exercises.loss (the rest is plain torch)
-    07 pretraining            train.* [test_train; DDP/FSDP: test_ddp], data.corpora [test_data],
-                              data.packing [test_packing], pretrain, hardware, model,
-                              widgets.training_dashboard [test_dashboard]
+    07 pretraining            data.corpora [test_data, test_corpora], data.dedup [test_dedup],
+                              data.quality [test_quality], data.packing [test_packing],
+                              train.* [test_train; DDP/FSDP: test_ddp], pretrain, hardware,
+                              model, env, widgets.training_dashboard [test_dashboard]
     08 scaling to 7B          scaling, widgets.scaling_calculator [test_scaling], ddp_demo, model,
                               data.corpora [test_data]
     09 fine-tuning            finetune, evaluate, train, model, data.corpora [test_data]
