@@ -288,12 +288,6 @@ def _module_docstrings(modname: str) -> list[Docstring]:
     return out
 
 
-def _python_reference() -> str:
-    from pydoc_data.topics import topics
-
-    return "\n\n".join(topics[k].strip() for k in sorted(topics)) + "\n"
-
-
 def _download(name: str) -> str:
     url, sha = ONLINE_CORPORA[name]
     path = cache_dir() / f"{name}.txt"
@@ -497,12 +491,8 @@ def _stream_hub(name: str, spec: HubCorpus, revision: str):
 
 @functools.cache
 def _load_corpus(name: str) -> str:
-    if name == "python-reference":
-        return _python_reference()
-    if name == "python-docstrings":
-        return "\n\n".join(d.text for d in stdlib_docstrings()) + "\n"
-    if name == "python-stdlib-code":
-        return _join([f.document for f in stdlib_code_files()])
+    if name in OFFLINE_CORPORA:  # their documents are defined once, in corpus_documents
+        return _join(corpus_documents(name))
     if name in ONLINE_CORPORA:
         return _download(name)
     raise ValueError(f"unknown corpus {name!r}; valid names: {', '.join(CORPORA)}")
