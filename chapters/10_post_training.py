@@ -307,24 +307,31 @@ def sample_counts(model, problems, n, seed=0, temperature=1.0):
 
 
 def held_out(model, n=8, seed=0):
-    """Greedy accuracy, the share that stops, and pass@1 of samples at temperature 1."""
+    """Greedy accuracy, the share that stops, and pass@1 of n samples at temperature 1."""
     res = align.task_accuracy(model, tok, test)
-    res["pass@1"] = sum(sample_counts(model, test, n, seed)) / (n * len(test))
+    res["counts"] = sample_counts(model, test, n, seed)  # right answers per problem, out of n
+    res["pass@1"] = sum(res["counts"]) / (n * len(test))
     return res
 
 
 base_eval = held_out(base)
-noise = [held_out(base, seed=s)["pass@1"] for s in (1, 2, 3)]
+other_seeds = [sample_counts(base, test, 8, seed=s) for s in (1, 2, 3)]
+noise = [sum(c) / (8 * len(test)) for c in other_seeds]
+# pass@1's standard error: each problem's count is binomial(8, p), p estimated from all 32 samples
+pooled = [sum(cs) / 32 for cs in zip(base_eval["counts"], *other_seeds)]
+std_err = math.sqrt(sum(p * (1 - p) / 8 for p in pooled)) / len(test)
 
 # %% tags=["nbval-ignore-output"]
 print(f"SFT on {DEMOS} demonstrations: greedy accuracy {base_eval['accuracy']:.1%}, pass@1 of "
       f"samples {base_eval['pass@1']:.1%} (other sampling seeds: "
-      f"{', '.join(f'{v:.1%}' for v in noise)}), stops {base_eval['end_rate']:.0%}")
+      f"{', '.join(f'{v:.1%}' for v in noise)}), stops {base_eval['end_rate']:.0%}; "
+      f"standard error of pass@1 {std_err:.2%}")
 
 # %%
 sampling_noise = max(noise + [base_eval["pass@1"]]) - min(noise + [base_eval["pass@1"]])
 assert base_eval["end_rate"] >= 0.95 and 0.2 < base_eval["accuracy"] < sft_eval["accuracy"]
-assert sampling_noise < 0.01  # 4,000 samples: pass@1 is measured to about half a point
+assert std_err < 0.006  # 4,000 samples: pass@1 is measured to about half a point
+assert 0 < sampling_noise < 5 * std_err  # the seeds differ, and by no more than sampling explains
 
 # %% [markdown]
 # ## 4. DPO: learning from preferences
@@ -572,12 +579,16 @@ for name, r in (("SFT", base_eval), ("GRPO", grpo_eval)):
 # (the seed changes the prompts drawn and the answers sampled): held-out pass@1 rose from the
 # SFT model's 47.5 % (mean of three sampling seeds, 47.4–47.7 %) to 54.3 %, 58.4 % and 58.9 %,
 # greedy accuracy from 50.0 % to 59.0 %, 63.0 % and 63.2 %. The smallest gain, 6.7 points, is
-# ten times the spread of the SFT model's pass@1 across sampling seeds (under one point); the
-# assertion sits between the two.
+# about fifteen standard errors of pass@1 (0.4 points); the assertion sits between the gain and
+# five standard errors.
+#
+# Even the CPU changes these numbers: a machine whose floating-point kernels are AVX2 rather than
+# AVX-512 rounds differently, the runs drift apart, and there the SFT model scored 41.9 % and GRPO
+# 55.7 %. Every assertion in this chapter is written to hold on both.
 
 # %%
-GRPO_MARGIN = 0.04  # below the smallest seed's gain (6.7 points), above the sampling noise
-assert sampling_noise < GRPO_MARGIN < grpo_eval["pass@1"] - base_eval["pass@1"]
+GRPO_MARGIN = 0.04  # below the smallest seed's gain (6.7 points), above five standard errors
+assert sampling_noise < 5 * std_err < GRPO_MARGIN < grpo_eval["pass@1"] - base_eval["pass@1"]
 assert grpo_eval["accuracy"] > base_eval["accuracy"] and grpo_eval["end_rate"] >= 0.95
 
 # %% [markdown]
@@ -588,7 +599,7 @@ assert grpo_eval["accuracy"] > base_eval["accuracy"] and grpo_eval["end_rate"] >
 # GRPO run with it, once with the usual KL coefficient and once with a large one:
 
 # %%
-HACK_STEPS = prof.pick(ci=80, cpu=100, gpu=100)
+HACK_STEPS = 160  # the hack sets in after 60 to 130 steps (seeds and CPUs differ): see below
 hacked, hack_log = train_grpo(align.length_reward, HACK_STEPS, beta=0.04)
 held, held_log = train_grpo(align.length_reward, HACK_STEPS, beta=2.0)
 hack_eval, held_eval = held_out(hacked), held_out(held)
@@ -618,8 +629,11 @@ assert abs(last(held_log, "length") - first(held_log, "length")) < 0.2  # β = 2
 assert held_eval["accuracy"] > base_eval["accuracy"] - 0.06  # and the accuracy mostly kept
 
 # %% [markdown]
-# With `β = 0.04` the policy found the loophole in a few dozen steps: it stops writing `<|end|>`
-# and fills the budget with digits — maximal reward, no correct answer, a large KL to the SFT
+# With `β = 0.04` the policy found the loophole, and suddenly (the red curves below): the reward
+# creeps up for a while, then jumps to its maximum within about twenty steps. When the jump comes
+# depends on the seed and even on the CPU's rounding — after 60 to 130 steps in development,
+# hence 160 steps here. The hacked policy stops writing `<|end|>` and fills the budget
+# with digits — maximal reward, no correct answer, a large KL to the SFT
 # model. A strong KL penalty holds it at the SFT model — but it holds *everything* there, the
 # useful updates too. The KL term limits the damage; only a reward that checks what we mean
 # (here: the verifier) fixes it.
@@ -891,8 +905,8 @@ assert not check_pass_at_k(lambda n, c, k: 1 - (1 - c / n) ** k)
 # - DPO learns from pairs with no reward model; `β` is its leash: too small and the policy
 #   drifts and gets worse even as preference accuracy rises.
 # - GRPO with a verifiable reward improves held-out pass@1 beyond seed noise, from prompts with
-#   no demonstrations; a hackable reward is hacked within dozens of steps — a strong KL holds
-#   the model back, but only a correct reward fixes it.
+#   no demonstrations; a hackable reward is hacked, suddenly, after about a hundred steps — a
+#   strong KL holds the model back, but only a correct reward fixes it.
 # - pass@k is estimated without bias by the product formula; report it next to pass@1 — here RL
 #   raised both.
 #
