@@ -762,7 +762,7 @@ assert after["not clipped"] > after["clipped"] + 0.1  # far apart after it
 # target tokens, so dividing each micro-batch's loss by the number of micro-batches $k$ gives the
 # big batch's gradient, up to float rounding:
 
-# %%
+# %% tags=["nbval-ignore-output"]
 m = new_model()
 m.zero_grad()
 m(x, y)[1].backward()  # one batch of BATCH rows
