@@ -564,7 +564,7 @@ def exp_run(model: torch.nn.Module | None = None, steps: int = EXP_STEPS, data=e
     return t.evaluate(), records, t.raw_model
 
 
-LRS = prof.pick(ci=None, cpu=None, gpu=[3e-4, 1e-3, 3e-3, 1e-2]) or [1e-3, 3e-3, 1e-2]
+LRS = prof.pick(ci=None, cpu=[1e-3, 1e-2, 1e-1], gpu=[3e-4, 1e-3, 3e-3, 1e-2]) or [1e-3, 3e-3, 1e-2]
 sweep = {lr: exp_run(lr=lr) for lr in LRS}
 fig = go.Figure(go.Scatter(x=LRS, y=[v for v, *_ in sweep.values()], mode="lines+markers"))
 fig.update_layout(height=300, xaxis_type="log", xaxis_title="peak learning rate (AdamW)",
@@ -1203,8 +1203,8 @@ bert = BertForMaskedLM(BertConfig(vocab_size=MLM_VOCAB, hidden_size=prof.gpt["n_
                                   intermediate_size=4 * prof.gpt["n_embd"],
                                   max_position_embeddings=MLM_LEN, type_vocab_size=1,
                                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
-MLM_STEPS = prof.pick(ci=200, cpu=200, gpu=5000)
-mlm = Trainer(bert, TrainConfig(max_steps=MLM_STEPS, lr=prof.pick(ci=3e-3, cpu=2e-3, gpu=1e-3),
+MLM_STEPS = prof.pick(ci=200, cpu=400, gpu=5000)
+mlm = Trainer(bert, TrainConfig(max_steps=MLM_STEPS, lr=prof.pick(ci=3e-3, cpu=1e-3, gpu=1e-3),
                                 warmup_steps=MLM_STEPS // 10, log_every=max(1, MLM_STEPS // 10),
                                 precision=prof.precision, progress=False),
               get_mlm_batch, val_data=get_mlm_batch)
