@@ -306,7 +306,10 @@ def sample_counts(model, problems, n, seed=0, temperature=1.0):
             for p, group in zip(problems, comps)]
 
 
-def held_out(model, n=8, seed=0):
+SAMPLES = 8  # answers sampled per held-out problem
+
+
+def held_out(model, n=SAMPLES, seed=0):
     """Greedy accuracy, the share that stops, and pass@1 of n samples at temperature 1."""
     res = align.task_accuracy(model, tok, test)
     res["counts"] = sample_counts(model, test, n, seed)  # right answers per problem, out of n
@@ -315,11 +318,12 @@ def held_out(model, n=8, seed=0):
 
 
 base_eval = held_out(base)
-other_seeds = [sample_counts(base, test, 8, seed=s) for s in (1, 2, 3)]
-noise = [sum(c) / (8 * len(test)) for c in other_seeds]
-# pass@1's standard error: each problem's count is binomial(8, p), p estimated from all 32 samples
-pooled = [sum(cs) / 32 for cs in zip(base_eval["counts"], *other_seeds)]
-std_err = math.sqrt(sum(p * (1 - p) / 8 for p in pooled)) / len(test)
+other_seeds = [sample_counts(base, test, SAMPLES, seed=s) for s in (1, 2, 3)]
+noise = [sum(c) / (SAMPLES * len(test)) for c in other_seeds]
+# pass@1's standard error: each problem's count is binomial(SAMPLES, p), p from all four seeds
+runs = [base_eval["counts"], *other_seeds]
+pooled = [sum(cs) / (SAMPLES * len(runs)) for cs in zip(*runs)]
+std_err = math.sqrt(sum(p * (1 - p) / SAMPLES for p in pooled)) / len(test)
 
 # %% tags=["nbval-ignore-output"]
 print(f"SFT on {DEMOS} demonstrations: greedy accuracy {base_eval['accuracy']:.1%}, pass@1 of "
