@@ -3,6 +3,9 @@
 Architecturally identical to GPT-2 (pre-norm blocks, learned positions, tanh-GELU MLP,
 tied input/output embeddings), so its weights map one-to-one onto Hugging Face's
 ``GPT2LMHeadModel``.
+
+Why one module of about 510 lines: the GPT stands whole in one file, config, attention, MLP,
+block, model and generation, in the order chapter 04 builds them, as nanoGPT's ``model.py``.
 """
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ key/value heads as query heads, a SwiGLU of ⅔·4·d rounded to 32: about GPT's
 ``--resume`` refuses a run that differs from the checkpoint's (another preset, ``--max-steps``,
 ``--seed``, ``--arch`` …: see :mod:`llmcourse.train.checkpoint`); ``--allow-change max_steps``
 (repeatable) accepts an intended change, e.g. extending a ``wsd`` run.
+
+Why one module of about 560 lines: ``python -m llmcourse.pretrain`` is one program, read top to
+bottom in the order a run goes (preset → corpus plan → tokenised data → model → training →
+export); splitting it would send the reader of a single command across files.
 """
 
 from __future__ import annotations

@@ -121,6 +121,24 @@ def test_subpackages_reexport_their_modules_and_old_module_files_are_gone():
         assert not (ROOT / "llmcourse" / f"{old}.py").exists(), f"llmcourse/{old}.py is back"
 
 
+def test_long_modules_say_why_they_are_one_module():
+    """No module over 500 lines without a reason in its docstring ("Why one module of about N
+    lines: ..."), and that N is within 40 of the module's real length; the training loop itself
+    stays about 150 lines."""
+    import ast
+
+    for path in sorted((ROOT / "llmcourse").rglob("*.py")):
+        lines = path.read_text().count("\n")
+        if lines <= 500:
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        m = re.search(r"Why one module of about (\d+) lines:", doc)
+        assert m, f"{path.relative_to(ROOT)}: {lines} lines and no 'Why one module' in its docstring"
+        assert abs(int(m.group(1)) - lines) <= 40, f"{path.relative_to(ROOT)}: says {m.group(1)}, has {lines}"
+    loop = (ROOT / "llmcourse" / "train" / "loop.py").read_text().count("\n")
+    assert 100 <= loop <= 200, f"llmcourse/train/loop.py has {loop} lines (about 150 wanted)"
+
+
 def test_package_map_names_every_chapter_module_and_real_tests():
     import importlib
 

@@ -33,6 +33,10 @@ the joined text exceed it.
 Every corpus is ``"\\n\\n".join(documents) + "\\n"`` (:func:`corpus_documents`). The exact text
 of the offline corpora differs a little between Python versions; chapters never print counts
 that depend on it in checked outputs.
+
+Why one module of about 520 lines: every corpus, offline, downloaded or streamed, goes through
+the same three doors (:func:`corpus_documents`, :func:`load_corpus`, the token budget), and the
+sources stand next to those doors so that one reading shows what text a chapter trains on.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ field except those in :data:`RUN_INDEPENDENT`: ``lr``, the schedule, ``max_steps
 ``fp32`` are the same on a CPU). An intended change is allowed by naming it:
 ``TrainConfig(max_steps=1000, resume_allow=("max_steps",))`` (model fields as
 ``"model.<name>"``).
+
+Why one module of about 510 lines: writing and reading a checkpoint are one contract (what is
+saved is what resume checks and restores); they stay side by side so a change to one is seen
+against the other.
 """
 
 from __future__ import annotations
