@@ -67,6 +67,7 @@ from llmcourse.inference import (
     LinearCost,
     Request,
     acceptance_rule,
+    clock_for,
     decode_example_7b,
     dequantize_int4,
     dequantize_int8,
@@ -108,8 +109,13 @@ big_cfg = GPTConfig(vocab_size=257, block_size=256, n_layer=prof.pick(ci=6, cpu=
                     n_head=8, n_embd=prof.pick(ci=512, cpu=512, gpu=1024))
 llmcourse.seed_everything(0)
 big = GPT(big_cfg).to(device).eval()
-T_CTX = 128  # tokens already in the KV cache when we time a decoding step
+T_CTX = 32  # tokens already in the KV cache when we time a decoding step (and a prompt's length)
 print(f"{big.num_params() / 1e6:.1f} M parameters, {weight_bytes(big) / 1e6:.1f} MB of fp32 weights")
+
+
+# On a CPU with torch on one thread (as under the test runner) this is the CPU time of our
+# thread, so other programs sharing the core are not timed with us; else a wall clock.
+clock = clock_for(device)
 
 
 def best_time(fn, repeats=3):
@@ -119,29 +125,47 @@ def best_time(fn, repeats=3):
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return min(times)
 
 
 @torch.no_grad()
-def prefill_rate(model, B, T):
-    """Tokens/s of a prefill: B prompts of T tokens in one forward pass."""
+def prefill_step(model, B, T):
+    """One prefill: B prompts of T tokens in one forward pass (returns a function to time)."""
     idx = torch.randint(model.config.vocab_size, (B, T), device=device)
-    return B * T / best_time(lambda: model(idx))
+    return lambda: model(idx)
 
 
 @torch.no_grad()
-def decode_rate(model, B, T):
-    """Tokens/s of decoding: one new token for each of B sequences that have T cached tokens."""
+def decode_step(model, B, T):
+    """One decoding step: a new token for each of B sequences that have T cached tokens."""
     cache = [[] for _ in model.transformer.h]
     forward_with_cache(model, torch.randint(model.config.vocab_size, (B, T), device=device), cache)
     nxt = torch.randint(model.config.vocab_size, (B, 1), device=device)  # (B, 1)
-    step = lambda: forward_with_cache(model, nxt, [list(kv) for kv in cache])  # noqa: E731
-    return B / best_time(step)
+    return lambda: forward_with_cache(model, nxt, [list(kv) for kv in cache])
+
+
+@torch.no_grad()
+def fastest_times(steps, rounds):
+    """The fastest of `rounds` runs of every step, in seconds, timed in turn (round r of every
+    step, then round r + 1), so that a burst of other work on the machine slows them all alike
+    instead of one batch size."""
+    fastest = dict.fromkeys(steps, math.inf)
+    for r in range(rounds + 1):  # round 0 is a warm-up, not counted
+        for key, fn in steps.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = clock()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if r:
+                fastest[key] = min(fastest[key], clock() - t0)
+    return fastest
 
 
 # %% tags=["nbval-ignore-output"]
@@ -149,13 +173,20 @@ decode_batches = prof.pick(ci=[1, 2, 4, 8, 16, 32], cpu=[1, 2, 4, 8, 16, 32, 64]
                            gpu=[1, 4, 16, 64, 128, 256])
 prefill_batches = prof.pick(ci=[1, 2], cpu=[1, 2, 4], gpu=[1, 4, 16])
 bw_before = measure_bandwidth(device=device)
-decode_tps = {B: decode_rate(big, B, T_CTX) for B in decode_batches}
-prefill_tps = {B: prefill_rate(big, B, T_CTX) for B in prefill_batches}
+steps = {("decode", B): decode_step(big, B, T_CTX) for B in decode_batches}
+steps |= {("prefill", B): prefill_step(big, B, T_CTX) for B in prefill_batches}
+seconds = fastest_times(steps, rounds=5)
+decode_tps = {B: B / seconds["decode", B] for B in decode_batches}  # tokens/s
+prefill_tps = {B: B * T_CTX / seconds["prefill", B] for B in prefill_batches}
+del steps  # the KV caches
 bw_after = measure_bandwidth(device=device)
 for B, r in decode_tps.items():
     print(f"decode  batch {B:>3}: {r:>9,.0f} tokens/s")
 for B, r in prefill_tps.items():
     print(f"prefill batch {B:>3}: {r:>9,.0f} tokens/s  ({B} × {T_CTX} prompt tokens per pass)")
+B_best = max(decode_tps, key=decode_tps.get)  # the batch size with the most tokens/s
+print(f"decoding at batch {B_best}: {decode_tps[B_best] / decode_tps[1]:.1f}× the tokens/s of "
+      f"batch 1; a prefill at batch 1: {prefill_tps[1] / decode_tps[1]:.0f}×")
 print(f"memory bandwidth: read {bw_before['read'] / 1e9:.1f} / {bw_after['read'] / 1e9:.1f} GB/s, "
       f"copy {bw_before['copy'] / 1e9:.1f} / {bw_after['copy'] / 1e9:.1f} GB/s (before / after)")
 
@@ -202,14 +233,19 @@ fig
 
 # %%
 assert [t.name for t in fig.data] == ["bandwidth bound", "decode, measured", "prefill, measured"]
-B_max = decode_batches[-1]
-assert decode_tps[B_max] > 2 * decode_tps[1]  # batching decodes almost for free ...
+assert decode_tps[B_best] > 3 * decode_tps[1]  # batching decodes almost for free ...
 assert prefill_tps[1] > 3 * decode_tps[1]  # ... and a prefill uses each weight T times
 
 # %% [markdown]
 # Decoding gets several times more tokens per second from a larger batch, because the step
 # still reads the same weights; a prefill is already compute-bound at batch 1 and gains
-# little. The measurement stays below the bandwidth bound, as it must. On a CPU it reaches only
+# little. The gain flattens once the step is compute-bound, or once the sequences' KV caches,
+# which every step reads too, weigh as much as the weights (the bound bends there); on a CPU
+# the curve may even dip at the largest batch, so the check takes the best batch, not the last.
+# We time a short context (`T_CTX`) because our cache grows by `torch.cat`, which copies every
+# sequence's whole cache at each step; a serving engine allocates the cache once and writes
+# the new keys and values in place (in pages, as in section 4), so that copy is not part of the
+# cost it pays. The measurement stays below the bandwidth bound, as it must. On a CPU it reaches only
 # a fraction of it (the matrix-vector products and the Python overhead of a tiny model are
 # slow); good GPU kernels reach 60–80 % of the bound at batch 1.
 #

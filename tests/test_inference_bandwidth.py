@@ -7,6 +7,8 @@ import torch
 from llmcourse.inference.bandwidth import (
     GPU_BANDWIDTH,
     LLAMA2_7B,
+    best_time,
+    clock_for,
     decode_bytes_per_step,
     decode_example_7b,
     decode_tokens_per_s,
@@ -87,6 +89,28 @@ def test_bound_bad_inputs():
         measure_bandwidth(n_bytes=2**20, device="nonsense")
     with pytest.raises(TypeError, match="gpu"):
         memory_bandwidth(100)
+
+
+def test_clock_for_counts_this_threads_work_on_one_cpu_thread():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        clock = clock_for("cpu")
+        assert clock is time.thread_time
+        t0 = clock()
+        time.sleep(0.05)  # descheduled: no CPU time, as when another process has the core
+        assert clock() - t0 < 0.01
+        slept = best_time(lambda: time.sleep(0.02), 2, torch.device("cpu"))
+        assert slept < 0.01
+        torch.set_num_threads(2)  # work on other threads too: only a wall clock sees it all
+        assert clock_for(torch.device("cpu")) is time.perf_counter
+        assert clock_for("meta") is time.perf_counter
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(TypeError, match="device"):
+        clock_for(0)
+    with pytest.raises(ValueError, match="device"):
+        clock_for("not-a-device")
 
 
 def test_measure_bandwidth_is_plausible():

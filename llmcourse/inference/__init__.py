@@ -15,6 +15,7 @@
 from llmcourse.inference.bandwidth import (
     GPU_BANDWIDTH,
     LLAMA2_7B,
+    clock_for,
     decode_bytes_per_step,
     decode_example_7b,
     decode_tokens_per_s,
@@ -55,7 +56,7 @@ from llmcourse.inference.stream import generate_stream
 
 __all__ = [
     "GPU_BANDWIDTH", "LLAMA2_7B", "SCHEMES", "BlockTable", "LinearCost", "QuantLinear",
-    "Request", "acceptance_rule", "decode_bytes_per_step", "decode_example_7b",
+    "Request", "acceptance_rule", "clock_for", "decode_bytes_per_step", "decode_example_7b",
     "decode_tokens_per_s", "dequantize_int4", "dequantize_int8", "forward_with_cache",
     "generate_stream", "kv_cache_bytes", "kv_fragmentation", "linear_weight_bytes",
     "measure_bandwidth", "measure_step_costs", "memory_bandwidth", "outlier_stats", "pack_int4",

@@ -17,6 +17,7 @@ Bandwidths: the vendors' data sheets (HBM/GDDR peak; measured copies reach 80-90
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -26,6 +27,7 @@ from llmcourse.hardware import gpu_key, peak_flops
 __all__ = [
     "GPU_BANDWIDTH",
     "LLAMA2_7B",
+    "clock_for",
     "decode_bytes_per_step",
     "decode_example_7b",
     "decode_tokens_per_s",
@@ -58,19 +60,41 @@ def _positive(name: str, value: object) -> float:
     return check_number(name, value, min=0.0, min_open=True)
 
 
+def clock_for(device: str | torch.device) -> Callable[[], float]:
+    """The clock to time work on ``device`` with, in seconds.
+
+    On a CPU with torch on one thread (``torch.get_num_threads() == 1``, as under ``pytest -n``)
+    every kernel runs on the calling thread, so ``time.thread_time`` -- the CPU time of this
+    thread -- measures the work and not the other processes that share the core (a wall clock
+    there counts whatever ran while we were descheduled). Otherwise ``time.perf_counter``: with
+    several threads, or on a GPU (synchronise before reading it: kernels run asynchronously).
+    """
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device must name a torch device, got {device!r}") from err
+    if device.type == "cpu" and torch.get_num_threads() == 1:
+        return time.thread_time
+    return time.perf_counter
+
+
 def best_time(fn, repeats: int, device: torch.device) -> float:
-    """The fastest of ``repeats`` timed calls of ``fn()`` in seconds, after one warm-up call;
-    on CUDA the device is synchronised before and after each call (kernels run async)."""
+    """The fastest of ``repeats`` timed calls of ``fn()`` in seconds (on :func:`clock_for`'s
+    clock), after one warm-up call; on CUDA the device is synchronised before and after each
+    call (kernels run async)."""
+    clock = clock_for(device)
     fn()  # warm-up
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return min(times)
 
 
