@@ -1,9 +1,13 @@
 """Our int8 weight-only quantisation against torchao's (``Int8WeightOnlyConfig``) on the same
 weights. torchao is optional: these tests skip without it.
 
-torchao 0.14.1 quantises symmetrically per output channel like our ``int8-channel``, with
-``scale = max|w| / 127.5`` and codes in ``[-128, 127]`` (ours: ``max|w| / 127``, ``[-127, 127]``),
-so the two agree to within half a step of each, not bit for bit.
+torchao (0.14.1 and 0.18.0 checked) quantises symmetrically per output channel like our
+``int8-channel``, with ``scale = max|w| / 127.5`` and codes in ``[-128, 127]`` (ours:
+``max|w| / 127``, ``[-127, 127]``), so the two agree to within half a step of each, not bit for
+bit. Its weight tensor changed between those versions (``AffineQuantizedTensor`` with
+``tensor_impl.get_plain()``, then ``Int8Tensor`` with ``qdata`` and ``scale``); ``_codes_and_scale``
+reads either. torchao is not in the dev extras: installed, other libraries (peft, transformers)
+import it too, and its import takes seconds and prints CUDA-library warnings on a CPU machine.
 """
 
 import copy
@@ -31,12 +35,24 @@ def _torchao_int8(module, filter_fn=None):
     return module
 
 
+def _codes_and_scale(weight):
+    """(codes (out, in) int8, scale (out,)) of a torchao int8 weight-only weight tensor."""
+    if hasattr(weight, "tensor_impl"):  # torchao <= 0.14: AffineQuantizedTensor
+        codes, scale, _ = weight.tensor_impl.get_plain()
+    else:  # torchao >= 0.15: Int8Tensor, scale (out, 1)
+        codes, scale = weight.qdata, weight.scale
+        assert not bool(weight.zero_point.any())  # symmetric
+    return codes, scale.reshape(-1)
+
+
 def test_int8_weight_only_matches_torchao_on_a_linear():
     torch.manual_seed(0)
     lin = nn.Linear(256, 128)
     w = lin.weight.detach()
     ao = _torchao_int8(nn.Sequential(lin))[0]
-    ao_codes, ao_scale, _ = ao.weight.tensor_impl.get_plain()  # (128, 256) int8, (128,)
+    ao_codes, ao_scale = _codes_and_scale(ao.weight)  # (128, 256) int8, (128,)
+    assert ao_codes.dtype == torch.int8 and ao_codes.shape == w.shape
+    assert torch.equal(ao.weight.dequantize(), ao_codes.float() * ao_scale[:, None])
     q, s = quantize_int8(w, "channel")
     # same granularity and absmax rule, another divisor
     assert torch.allclose(s[:, 0] * 127, ao_scale * 127.5, rtol=1e-6)
