@@ -118,37 +118,6 @@ print(f"{big.num_params() / 1e6:.1f} M parameters, {weight_bytes(big) / 1e6:.1f}
 clock = clock_for(device)
 
 
-def best_time(fn, repeats=3):
-    """The fastest of `repeats` runs of fn(), in seconds (after one warm-up run)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = clock()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(clock() - t0)
-    return min(times)
-
-
-@torch.no_grad()
-def prefill_step(model, B, T):
-    """One prefill: B prompts of T tokens in one forward pass (returns a function to time)."""
-    idx = torch.randint(model.config.vocab_size, (B, T), device=device)
-    return lambda: model(idx)
-
-
-@torch.no_grad()
-def decode_step(model, B, T):
-    """One decoding step: a new token for each of B sequences that have T cached tokens."""
-    cache = [[] for _ in model.transformer.h]
-    forward_with_cache(model, torch.randint(model.config.vocab_size, (B, T), device=device), cache)
-    nxt = torch.randint(model.config.vocab_size, (B, 1), device=device)  # (B, 1)
-    return lambda: forward_with_cache(model, nxt, [list(kv) for kv in cache])
-
-
 @torch.no_grad()
 def fastest_times(steps, rounds):
     """The fastest of `rounds` runs of every step, in seconds, timed in turn (round r of every
@@ -166,6 +135,27 @@ def fastest_times(steps, rounds):
             if r:
                 fastest[key] = min(fastest[key], clock() - t0)
     return fastest
+
+
+def best_time(fn, repeats=3):
+    """The fastest of `repeats` runs of fn(), in seconds (after one warm-up run)."""
+    return fastest_times({"fn": fn}, repeats)["fn"]
+
+
+@torch.no_grad()
+def prefill_step(model, B, T):
+    """One prefill: B prompts of T tokens in one forward pass (returns a function to time)."""
+    idx = torch.randint(model.config.vocab_size, (B, T), device=device)
+    return lambda: model(idx)
+
+
+@torch.no_grad()
+def decode_step(model, B, T):
+    """One decoding step: a new token for each of B sequences that have T cached tokens."""
+    cache = [[] for _ in model.transformer.h]
+    forward_with_cache(model, torch.randint(model.config.vocab_size, (B, T), device=device), cache)
+    nxt = torch.randint(model.config.vocab_size, (B, 1), device=device)  # (B, 1)
+    return lambda: forward_with_cache(model, nxt, [list(kv) for kv in cache])
 
 
 # %% tags=["nbval-ignore-output"]

@@ -60,6 +60,16 @@ def _positive(name: str, value: object) -> float:
     return check_number(name, value, min=0.0, min_open=True)
 
 
+def _as_device(device: object) -> torch.device:
+    """``device`` (a str or torch.device) as a torch.device, or a TypeError/ValueError."""
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device must name a torch device, got {device!r}") from err
+
+
 def clock_for(device: str | torch.device) -> Callable[[], float]:
     """The clock to time work on ``device`` with, in seconds.
 
@@ -69,12 +79,7 @@ def clock_for(device: str | torch.device) -> Callable[[], float]:
     there counts whatever ran while we were descheduled). Otherwise ``time.perf_counter``: with
     several threads, or on a GPU (synchronise before reading it: kernels run asynchronously).
     """
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
-    try:
-        device = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"device must name a torch device, got {device!r}") from err
+    device = _as_device(device)
     if device.type == "cpu" and torch.get_num_threads() == 1:
         return time.thread_time
     return time.perf_counter
@@ -182,12 +187,7 @@ def measure_bandwidth(n_bytes: int = 256 * 2**20, repeats: int = 5,
     """
     n = check_int("n_bytes", n_bytes, min=4 * 1024)
     r = check_int("repeats", repeats, min=1)
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
-    try:
-        device = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"device must name a torch device, got {device!r}") from err
+    device = _as_device(device)
     x = torch.ones(n // 4, dtype=torch.float32, device=device)
     y = torch.empty_like(x)
 
