@@ -67,10 +67,11 @@ from llmcourse.inference import (
     LinearCost,
     Request,
     acceptance_rule,
-    clock_for,
+    best_time,
     decode_example_7b,
     dequantize_int4,
     dequantize_int8,
+    fastest_times,
     forward_with_cache,
     kv_fragmentation,
     linear_weight_bytes,
@@ -113,35 +114,6 @@ T_CTX = 32  # tokens already in the KV cache when we time a decoding step (and a
 print(f"{big.num_params() / 1e6:.1f} M parameters, {weight_bytes(big) / 1e6:.1f} MB of fp32 weights")
 
 
-# On a CPU with torch on one thread (as under the test runner) this is the CPU time of our
-# thread, so other programs sharing the core are not timed with us; else a wall clock.
-clock = clock_for(device)
-
-
-@torch.no_grad()
-def fastest_times(steps, rounds):
-    """The fastest of `rounds` runs of every step, in seconds, timed in turn (round r of every
-    step, then round r + 1), so that a burst of other work on the machine slows them all alike
-    instead of one batch size."""
-    fastest = dict.fromkeys(steps, math.inf)
-    for r in range(rounds + 1):  # round 0 is a warm-up, not counted
-        for key, fn in steps.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = clock()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if r:
-                fastest[key] = min(fastest[key], clock() - t0)
-    return fastest
-
-
-def best_time(fn, repeats=3):
-    """The fastest of `repeats` runs of fn(), in seconds (after one warm-up run)."""
-    return fastest_times({"fn": fn}, repeats)["fn"]
-
-
 @torch.no_grad()
 def prefill_step(model, B, T):
     """One prefill: B prompts of T tokens in one forward pass (returns a function to time)."""
@@ -165,7 +137,8 @@ prefill_batches = prof.pick(ci=[1, 2], cpu=[1, 2, 4], gpu=[1, 4, 16])
 bw_before = measure_bandwidth(device=device)
 steps = {("decode", B): decode_step(big, B, T_CTX) for B in decode_batches}
 steps |= {("prefill", B): prefill_step(big, B, T_CTX) for B in prefill_batches}
-seconds = fastest_times(steps, rounds=5)
+with torch.no_grad():  # each step's fastest of 5 rounds, the steps timed in turn
+    seconds = fastest_times(steps, 5, device)
 decode_tps = {B: B / seconds["decode", B] for B in decode_batches}  # tokens/s
 prefill_tps = {B: B * T_CTX / seconds["prefill", B] for B in prefill_batches}
 del steps  # the KV caches
@@ -668,7 +641,7 @@ for k, r in spec.items():
 
 # %% tags=["nbval-ignore-output"]
 def wall(fn):
-    return best_time(fn, repeats=prof.pick(ci=1, cpu=2, gpu=3))
+    return best_time(fn, prof.pick(ci=1, cpu=2, gpu=3), device)
 
 
 idx0 = torch.tensor([prompts[0]], device=device)

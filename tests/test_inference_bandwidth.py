@@ -4,6 +4,7 @@ import time
 import pytest
 import torch
 
+from llmcourse.inference import bandwidth
 from llmcourse.inference.bandwidth import (
     GPU_BANDWIDTH,
     LLAMA2_7B,
@@ -12,6 +13,7 @@ from llmcourse.inference.bandwidth import (
     decode_bytes_per_step,
     decode_example_7b,
     decode_tokens_per_s,
+    fastest_times,
     kv_cache_bytes,
     measure_bandwidth,
     memory_bandwidth,
@@ -111,6 +113,30 @@ def test_clock_for_counts_this_threads_work_on_one_cpu_thread():
         clock_for(0)
     with pytest.raises(ValueError, match="device"):
         clock_for("not-a-device")
+
+
+def test_fastest_times_times_the_steps_in_turn_after_a_warm_up_round(monkeypatch):
+    now, calls = [0.0], []  # a fake clock: time passes only inside the steps
+    durations = {"a": iter([9.0, 0.3, 0.1, 0.2]), "b": iter([9.0, 0.5, 0.4, 0.6])}
+
+    def step(key):
+        def fn():
+            calls.append(key)
+            now[0] += next(durations[key])
+        return fn
+
+    monkeypatch.setattr(bandwidth, "clock_for", lambda device: lambda: now[0])
+    got = fastest_times({"a": step("a"), "b": step("b")}, 3, "cpu")
+    assert calls == ["a", "b"] * 4  # round by round, a warm-up round first
+    assert got == pytest.approx({"a": 0.1, "b": 0.4})  # the 9 s warm-up calls are not counted
+    with pytest.raises(TypeError, match="steps"):
+        fastest_times({}, 3, "cpu")
+    with pytest.raises(TypeError, match="steps"):
+        fastest_times({"a": 1}, 3, "cpu")
+    with pytest.raises(ValueError, match="rounds"):
+        fastest_times({"a": lambda: None}, 0, "cpu")
+    with pytest.raises(TypeError, match="device"):
+        fastest_times({"a": lambda: None}, 1, 0)
 
 
 def test_measure_bandwidth_is_plausible():

@@ -15,10 +15,12 @@
 from llmcourse.inference.bandwidth import (
     GPU_BANDWIDTH,
     LLAMA2_7B,
+    best_time,
     clock_for,
     decode_bytes_per_step,
     decode_example_7b,
     decode_tokens_per_s,
+    fastest_times,
     kv_cache_bytes,
     measure_bandwidth,
     memory_bandwidth,
@@ -55,11 +57,12 @@ from llmcourse.inference.speculative import (
 from llmcourse.inference.stream import generate_stream
 
 __all__ = [
-    "GPU_BANDWIDTH", "LLAMA2_7B", "SCHEMES", "BlockTable", "LinearCost", "QuantLinear",
-    "Request", "acceptance_rule", "clock_for", "decode_bytes_per_step", "decode_example_7b",
-    "decode_tokens_per_s", "dequantize_int4", "dequantize_int8", "forward_with_cache",
-    "generate_stream", "kv_cache_bytes", "kv_fragmentation", "linear_weight_bytes",
-    "measure_bandwidth", "measure_step_costs", "memory_bandwidth", "outlier_stats", "pack_int4",
-    "quantize", "quantize_int4", "quantize_int8", "simulate_batching", "speculative_accept",
-    "speculative_generate", "unpack_int4", "weight_bytes", "weight_bytes_by_scheme",
+    "GPU_BANDWIDTH", "LLAMA2_7B", "SCHEMES", "BlockTable", "LinearCost", "QuantLinear", "Request",
+    "acceptance_rule", "best_time", "clock_for", "decode_bytes_per_step", "decode_example_7b",
+    "decode_tokens_per_s", "dequantize_int4", "dequantize_int8", "fastest_times",
+    "forward_with_cache", "generate_stream", "kv_cache_bytes", "kv_fragmentation",
+    "linear_weight_bytes", "measure_bandwidth", "measure_step_costs", "memory_bandwidth",
+    "outlier_stats", "pack_int4", "quantize", "quantize_int4", "quantize_int8",
+    "simulate_batching", "speculative_accept", "speculative_generate", "unpack_int4",
+    "weight_bytes", "weight_bytes_by_scheme",
 ]

@@ -16,6 +16,7 @@ Bandwidths: the vendors' data sheets (HBM/GDDR peak; measured copies reach 80-90
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -27,10 +28,12 @@ from llmcourse.hardware import gpu_key, peak_flops
 __all__ = [
     "GPU_BANDWIDTH",
     "LLAMA2_7B",
+    "best_time",
     "clock_for",
     "decode_bytes_per_step",
     "decode_example_7b",
     "decode_tokens_per_s",
+    "fastest_times",
     "kv_cache_bytes",
     "measure_bandwidth",
     "memory_bandwidth",
@@ -85,22 +88,38 @@ def clock_for(device: str | torch.device) -> Callable[[], float]:
     return time.perf_counter
 
 
-def best_time(fn, repeats: int, device: torch.device) -> float:
-    """The fastest of ``repeats`` timed calls of ``fn()`` in seconds (on :func:`clock_for`'s
-    clock), after one warm-up call; on CUDA the device is synchronised before and after each
-    call (kernels run async)."""
+def fastest_times(steps: dict, rounds: int, device: str | torch.device) -> dict:
+    """``{key: seconds}``: the fastest of ``rounds`` timed calls of each ``steps[key]()``, on
+    :func:`clock_for`'s clock, after a warm-up round that is not counted.
+
+    The steps are timed in turn, round by round (round r of every step, then round r + 1), so a
+    burst of other work on the machine slows all of them alike instead of the one being timed
+    at that moment. On CUDA the device is synchronised before and after each call (kernels run
+    asynchronously).
+    """
+    if not isinstance(steps, dict) or not steps or not all(callable(f) for f in steps.values()):
+        raise TypeError("steps must be a non-empty dict of callables")
+    r = check_int("rounds", rounds, min=1)
+    device = _as_device(device)
     clock = clock_for(device)
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = clock()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(clock() - t0)
-    return min(times)
+    fastest = dict.fromkeys(steps, math.inf)
+    for i in range(r + 1):  # round 0 is the warm-up
+        for key, fn in steps.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = clock()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i:
+                fastest[key] = min(fastest[key], clock() - t0)
+    return fastest
+
+
+def best_time(fn, repeats: int, device: str | torch.device) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn()`` in seconds, after one warm-up call
+    (:func:`fastest_times` of one step)."""
+    return fastest_times({"fn": fn}, repeats, device)["fn"]
 
 
 def memory_bandwidth(gpu: str) -> float:
@@ -191,9 +210,6 @@ def measure_bandwidth(n_bytes: int = 256 * 2**20, repeats: int = 5,
     x = torch.ones(n // 4, dtype=torch.float32, device=device)
     y = torch.empty_like(x)
 
-    def best(fn) -> float:
-        return best_time(fn, r, device)
-
+    t = fastest_times({"read": lambda: x.sum(), "copy": lambda: y.copy_(x)}, r, device)
     nbytes = x.nbytes
-    return {"read": nbytes / best(lambda: x.sum()), "copy": 2 * nbytes / best(lambda: y.copy_(x)),
-            "n_bytes": float(nbytes)}
+    return {"read": nbytes / t["read"], "copy": 2 * nbytes / t["copy"], "n_bytes": float(nbytes)}

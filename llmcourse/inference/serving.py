@@ -27,7 +27,7 @@ from numbers import Real
 import torch
 
 from llmcourse._checks import check_int, check_number
-from llmcourse.inference.bandwidth import best_time
+from llmcourse.inference.bandwidth import fastest_times
 from llmcourse.inference.speculative import forward_with_cache
 from llmcourse.model import GPT
 
@@ -161,7 +161,9 @@ def measure_step_costs(model: GPT, *, prompt_len: int, batch_sizes: Sequence[int
                        repeats: int = 3) -> dict:
     """Time a GPT's steps: ``prefill_cost_per_token`` (one ``(1, prompt_len)`` prefill divided
     by ``prompt_len``) and ``decode`` (``{batch_size: seconds}`` of one cached decode step after
-    ``prompt_len`` tokens), best of ``repeats``; ``fit``: a least-squares :class:`LinearCost`."""
+    ``prompt_len`` tokens), best of ``repeats`` (all timed in turn, round by round:
+    :func:`~llmcourse.inference.bandwidth.fastest_times`); ``fit``: a least-squares
+    :class:`LinearCost`."""
     if not isinstance(model, GPT):
         raise TypeError(f"model must be a llmcourse GPT, got {type(model).__name__}")
     T = check_int("prompt_len", prompt_len, min=1)
@@ -176,14 +178,11 @@ def measure_step_costs(model: GPT, *, prompt_len: int, batch_sizes: Sequence[int
     was_training = model.training
     model.eval()
 
-    def best(fn) -> float:
-        return best_time(fn, r, device)
-
     try:
         V = model.config.vocab_size
         prompt = torch.randint(V, (1, T), device=device)
-        pre = best(lambda: forward_with_cache(model, prompt, [[] for _ in model.transformer.h]))
-        decode = {}
+        steps = {"prefill": lambda: forward_with_cache(model, prompt,
+                                                       [[] for _ in model.transformer.h])}
         for b in sizes:
             cache: list = [[] for _ in model.transformer.h]
             forward_with_cache(model, torch.randint(V, (b, T), device=device), cache)
@@ -192,9 +191,12 @@ def measure_step_costs(model: GPT, *, prompt_len: int, batch_sizes: Sequence[int
             def step(cache=cache, nxt=nxt):
                 forward_with_cache(model, nxt, [list(layer) for layer in cache])  # same T each
 
-            decode[b] = best(step)
+            steps[b] = step
+        seconds = fastest_times(steps, r, device)  # in turn, round by round
     finally:
         model.train(was_training)
+    pre = seconds.pop("prefill")
+    decode = seconds  # {batch size: seconds}
     xs, ys = list(decode), list(decode.values())
     if len(xs) > 1:
         mx, my = statistics.fmean(xs), statistics.fmean(ys)
